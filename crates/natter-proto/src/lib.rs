@@ -1,0 +1,23 @@
+//! The Natter wire protocol (docs/PROTOCOL.md is the normative text).
+//!
+//! This crate owns everything both ends must agree on and nothing else: the frame codec
+//! ([`frame`]), the typed messages ([`message`]), the stable error codes ([`ErrorCode`]) and the
+//! input rules ([`validate`]). It does no I/O policy and knows no database.
+
+pub mod decode;
+pub mod error;
+pub mod frame;
+pub mod message;
+pub mod validate;
+
+pub use decode::{decode_client, decode_server, encode, DecodeError};
+pub use error::ErrorCode;
+pub use frame::{Frame, FrameCodec, FrameError, DEFAULT_MAX_FRAME};
+pub use message::*;
+
+/// Protocol version carried by `hello`; bumped on any incompatible change.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Default plain TCP port (seed 002).
+pub const DEFAULT_PORT: u16 = 4004;
+/// Default TLS port (seed 002).
+pub const DEFAULT_TLS_PORT: u16 = 4399;
