@@ -1,1 +1,71 @@
-fn main() {}
+//! `natter-server`: parses flags, binds, serves until SIGINT/SIGTERM.
+
+use anyhow::Context;
+use clap::Parser;
+use natter_server::{Cli, Config, Listeners};
+
+fn raise_fd_limit() {
+    // Each session is a socket; the usual soft limit of 1024 would cap us far below the target.
+    if let Ok((soft, hard)) = rlimit::Resource::NOFILE.get() {
+        if soft < hard {
+            if let Err(e) = rlimit::Resource::NOFILE.set(hard, hard) {
+                tracing::warn!(error = %e, "could not raise the open-file limit");
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    raise_fd_limit();
+    let config = Config::resolve(Cli::parse()).context("while reading the configuration")?;
+    let listeners = Listeners::bind(&config)
+        .await
+        .with_context(|| format!("while binding {}:{}", config.bind, config.port))?;
+    if let Some(path) = &config.ready_file {
+        listeners
+            .write_ready_file(path)
+            .with_context(|| format!("while writing the ready file {}", path.display()))?;
+    }
+    eprintln!(
+        "natter-server: plain {} tls {} data {}",
+        listeners.plain_addr()?,
+        listeners
+            .tls_addr()?
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "off".into()),
+        config.data_dir.display()
+    );
+    natter_server::run(listeners, config, shutdown_signal())
+        .await
+        .context("while serving")
+}

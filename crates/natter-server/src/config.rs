@@ -1,0 +1,324 @@
+//! Server configuration: command-line flags (each with an environment variable), an optional TOML
+//! file, and defaults — in that order of precedence.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::ratelimit::Limits;
+
+/// Command-line flags of `natter-server`.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(name = "natter-server", version, about = "The Natter messaging server")]
+pub struct Cli {
+    /// TOML file with any of the settings below (flags win over it).
+    #[arg(long, env = "NATTER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the database and TLS certificate live [default: the user's data dir/natter-server].
+    #[arg(long, env = "NATTER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 0.0.0.0].
+    #[arg(long, env = "NATTER_BIND")]
+    pub bind: Option<IpAddr>,
+    /// Plain TCP port; 0 picks a free one [default: 4004].
+    #[arg(long, env = "NATTER_PORT")]
+    pub port: Option<u16>,
+    /// TLS port; 0 picks a free one [default: 4399].
+    #[arg(long, env = "NATTER_TLS_PORT")]
+    pub tls_port: Option<u16>,
+    /// Serve plain TCP only.
+    #[arg(long, env = "NATTER_NO_TLS")]
+    pub no_tls: bool,
+    /// PEM certificate chain to serve instead of the generated self-signed one.
+    #[arg(long, env = "NATTER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "NATTER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Once listening, write the bound addresses and certificate fingerprint here as JSON.
+    #[arg(long, env = "NATTER_READY_FILE")]
+    pub ready_file: Option<PathBuf>,
+    /// Largest frame payload accepted [default: 16 MiB].
+    #[arg(long, env = "NATTER_MAX_FRAME_BYTES")]
+    pub max_frame_bytes: Option<usize>,
+    /// How often each side sends something at least [default: 15000].
+    #[arg(long, env = "NATTER_HEARTBEAT_INTERVAL_MS")]
+    pub heartbeat_interval_ms: Option<u64>,
+    /// Silence after which a connection is dropped [default: 45000].
+    #[arg(long, env = "NATTER_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u64>,
+    /// How long a disconnected guest keeps their name and can resume [default: 120000].
+    #[arg(long, env = "NATTER_GUEST_GRACE_MS")]
+    pub guest_grace_ms: Option<u64>,
+    /// Most simultaneous connections [default: 20000].
+    #[arg(long, env = "NATTER_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Disable every rate limit (for load benchmarks only).
+    #[arg(long, env = "NATTER_NO_RATE_LIMITS")]
+    pub no_rate_limits: bool,
+}
+
+/// The TOML file's shape; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See [`Cli::data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// See [`Cli::bind`].
+    pub bind: Option<IpAddr>,
+    /// See [`Cli::port`].
+    pub port: Option<u16>,
+    /// See [`Cli::tls_port`].
+    pub tls_port: Option<u16>,
+    /// See [`Cli::no_tls`].
+    pub no_tls: Option<bool>,
+    /// See [`Cli::tls_cert`].
+    pub tls_cert: Option<PathBuf>,
+    /// See [`Cli::tls_key`].
+    pub tls_key: Option<PathBuf>,
+    /// See [`Cli::max_frame_bytes`].
+    pub max_frame_bytes: Option<usize>,
+    /// See [`Cli::heartbeat_interval_ms`].
+    pub heartbeat_interval_ms: Option<u64>,
+    /// See [`Cli::idle_timeout_ms`].
+    pub idle_timeout_ms: Option<u64>,
+    /// See [`Cli::guest_grace_ms`].
+    pub guest_grace_ms: Option<u64>,
+    /// See [`Cli::max_connections`].
+    pub max_connections: Option<usize>,
+    /// Rate limits.
+    pub limits: Option<Limits>,
+}
+
+/// Configuration problems.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The TOML file is malformed.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: toml::de::Error,
+    },
+    /// No data dir given and the platform has none.
+    #[error("no data directory: pass --data-dir")]
+    NoDataDir,
+    /// Values that cannot work together.
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+/// Resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Database and certificate directory.
+    pub data_dir: PathBuf,
+    /// Listen address.
+    pub bind: IpAddr,
+    /// Plain port.
+    pub port: u16,
+    /// TLS port, or `None` for plain only.
+    pub tls_port: Option<u16>,
+    /// Configured certificate and key, if not self-signed.
+    pub tls_files: Option<(PathBuf, PathBuf)>,
+    /// Where to write the ready file.
+    pub ready_file: Option<PathBuf>,
+    /// Largest frame payload.
+    pub max_frame_bytes: usize,
+    /// Heartbeat interval.
+    pub heartbeat_interval: Duration,
+    /// Idle timeout.
+    pub idle_timeout: Duration,
+    /// Guest grace period.
+    pub guest_grace: Duration,
+    /// Connection cap.
+    pub max_connections: usize,
+    /// Rate limits.
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Settings for tests: ephemeral ports on loopback, data in `data_dir`.
+    pub fn for_tests(data_dir: &Path) -> Self {
+        Self {
+            data_dir: data_dir.to_owned(),
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            tls_port: Some(0),
+            tls_files: None,
+            ready_file: None,
+            max_frame_bytes: natter_proto::DEFAULT_MAX_FRAME,
+            heartbeat_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(45),
+            guest_grace: Duration::from_secs(120),
+            max_connections: 20_000,
+            limits: Limits::default(),
+        }
+    }
+
+    /// Resolves flags over the TOML file over defaults.
+    pub fn resolve(cli: Cli) -> Result<Self, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        Self::merge(cli, file)
+    }
+
+    fn merge(cli: Cli, file: FileConfig) -> Result<Self, ConfigError> {
+        let data_dir = match cli.data_dir.or(file.data_dir) {
+            Some(dir) => dir,
+            None => dirs::data_dir()
+                .ok_or(ConfigError::NoDataDir)?
+                .join("natter-server"),
+        };
+        let no_tls = cli.no_tls || file.no_tls.unwrap_or(false);
+        let tls_files = match (cli.tls_cert.or(file.tls_cert), cli.tls_key.or(file.tls_key)) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "tls_cert and tls_key go together".into(),
+                ))
+            }
+        };
+        let mut limits = file.limits.unwrap_or_default();
+        if cli.no_rate_limits {
+            limits.enabled = false;
+        }
+        let ms = Duration::from_millis;
+        let config = Self {
+            data_dir,
+            bind: cli.bind.or(file.bind).unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            port: cli.port.or(file.port).unwrap_or(natter_proto::DEFAULT_PORT),
+            tls_port: if no_tls {
+                None
+            } else {
+                Some(
+                    cli.tls_port
+                        .or(file.tls_port)
+                        .unwrap_or(natter_proto::DEFAULT_TLS_PORT),
+                )
+            },
+            tls_files,
+            ready_file: cli.ready_file,
+            max_frame_bytes: cli
+                .max_frame_bytes
+                .or(file.max_frame_bytes)
+                .unwrap_or(natter_proto::DEFAULT_MAX_FRAME),
+            heartbeat_interval: ms(cli
+                .heartbeat_interval_ms
+                .or(file.heartbeat_interval_ms)
+                .unwrap_or(15_000)),
+            idle_timeout: ms(cli
+                .idle_timeout_ms
+                .or(file.idle_timeout_ms)
+                .unwrap_or(45_000)),
+            guest_grace: ms(cli
+                .guest_grace_ms
+                .or(file.guest_grace_ms)
+                .unwrap_or(120_000)),
+            max_connections: cli
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(20_000),
+            limits,
+        };
+        if config.heartbeat_interval.is_zero() || config.idle_timeout <= config.heartbeat_interval {
+            return Err(ConfigError::Invalid(
+                "idle timeout must be longer than a non-zero heartbeat interval".into(),
+            ));
+        }
+        if config.max_frame_bytes < 1024 {
+            return Err(ConfigError::Invalid("max frame size below 1 KiB".into()));
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_and_file_over_defaults() {
+        let file: FileConfig = toml::from_str(
+            "port = 5000\ntls_port = 5001\nidle_timeout_ms = 9000\nheartbeat_interval_ms = 3000\n[limits]\nenabled = false\n",
+        )
+        .expect("toml");
+        let cli = Cli {
+            port: Some(6000),
+            data_dir: Some("/tmp/x".into()),
+            ..Cli::default()
+        };
+        let c = Config::merge(cli, file).expect("valid");
+        assert_eq!(c.port, 6000);
+        assert_eq!(c.tls_port, Some(5001));
+        assert_eq!(c.idle_timeout, Duration::from_secs(9));
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(3));
+        assert_eq!(
+            c.guest_grace,
+            Duration::from_secs(120),
+            "unset keys keep defaults"
+        );
+        assert!(!c.limits.enabled);
+        assert_eq!(
+            c.limits.query,
+            Limits::default().query,
+            "unset limits keep defaults"
+        );
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ports() {
+        let c = Config::merge(
+            Cli {
+                data_dir: Some("/tmp/x".into()),
+                ..Cli::default()
+            },
+            FileConfig::default(),
+        )
+        .expect("valid");
+        assert_eq!((c.port, c.tls_port), (4004, Some(4399)));
+        assert!(c.limits.enabled);
+    }
+
+    #[test]
+    fn nonsense_is_refused_with_a_reason() {
+        let cli = Cli {
+            data_dir: Some("/tmp/x".into()),
+            heartbeat_interval_ms: Some(5000),
+            idle_timeout_ms: Some(1000),
+            ..Cli::default()
+        };
+        assert!(matches!(
+            Config::merge(cli, FileConfig::default()),
+            Err(ConfigError::Invalid(_))
+        ));
+        assert!(
+            toml::from_str::<FileConfig>("prot = 1").is_err(),
+            "typos are reported"
+        );
+    }
+}

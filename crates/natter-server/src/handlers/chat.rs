@@ -1,0 +1,163 @@
+//! Chat: private messages and the square, acks and receipts, history (seed 000
+//! `private_message`/`square_message`, seed 001 `word`, seed 002 `04`/`13`/`14`/`05`/`32`, seed 003
+//! `1002`/`2002`/`2003`/`1003`/`2004`, seed 004 `send`/`receive`).
+//!
+//! Storing and routing happen in [`crate::persist`]; this file validates, resolves names and turns
+//! the writer's answer into the reply.
+
+use natter_proto::{validate, ErrorCode, MessageBody, MsgId, ServerMessage, Target};
+
+use super::{session, ConnState, Handled, Outcome, Refusal};
+use crate::store::{private_conv_key, NewMessage, UserId, SQUARE_CONV};
+use crate::Ctx;
+
+/// Most ids in one `ack`.
+pub const MAX_ACK: usize = 1000;
+/// Default and largest history page.
+pub const HISTORY_DEFAULT: u32 = 50;
+/// Largest history page.
+pub const HISTORY_MAX: u32 = 200;
+
+/// Resolves a username to (id, display name), online users first (no database read).
+async fn resolve(ctx: &Ctx, username: &str) -> Result<(UserId, String), Refusal> {
+    if let Some(id) = ctx.hub.online_id(username) {
+        // The hub's key matched case-insensitively; the display form comes from the hub too.
+        if let Some(user) = ctx.hub.online_user(id) {
+            return Ok((id, user.username));
+        }
+    }
+    let user = ctx.store.user_by_name(username).await?.ok_or_else(|| {
+        Refusal::new(ErrorCode::NoSuchUser, format!("no user named `{username}`"))
+    })?;
+    Ok((user.id, user.username))
+}
+
+fn internal() -> Refusal {
+    Refusal::new(
+        ErrorCode::Internal,
+        "the message could not be stored; send it again",
+    )
+}
+
+/// `send_message` → `message_accepted` once stored (deferred until the batch commits).
+pub async fn send(
+    ctx: &Ctx,
+    state: &ConnState,
+    id: String,
+    client_msg_id: String,
+    to: Target,
+    body: MessageBody,
+) -> Handled {
+    let me = session(state)?;
+    validate::client_id("client_msg_id", &client_msg_id)?;
+    match &body {
+        MessageBody::Text { text } => validate::text_body(text)?,
+        MessageBody::Image { .. } | MessageBody::File { .. } => {
+            return Err(Refusal::new(
+                ErrorCode::NotImplemented,
+                "image and file messages are not served by this server version yet",
+            ))
+        }
+    }
+    let recipient = match &to {
+        Target::Square => None,
+        Target::User { username } => {
+            let (rid, name) = resolve(ctx, username).await?;
+            if rid == me.user_id {
+                return Err(Refusal::new(
+                    ErrorCode::SelfTarget,
+                    "you cannot message yourself",
+                ));
+            }
+            Some((rid, name))
+        }
+    };
+    let message = NewMessage {
+        sender_id: me.user_id,
+        sender_name: me.username.clone(),
+        sender_guest: me.is_guest,
+        client_msg_id: client_msg_id.clone(),
+        recipient,
+        body,
+    };
+    let pending = ctx.writer.save(message).await.map_err(|_| internal())?;
+    let deferred = Box::pin(async move {
+        match pending.await {
+            Ok(Ok(stored)) => ServerMessage::MessageAccepted {
+                id,
+                client_msg_id,
+                msg_id: stored.message.msg_id,
+                ts: stored.message.ts,
+                duplicate: stored.duplicate,
+            },
+            _ => {
+                let r = internal();
+                ServerMessage::error(Some(&id), r.code, r.message)
+            }
+        }
+    });
+    Ok(Outcome {
+        deferred: Some(deferred),
+        ..Outcome::default()
+    })
+}
+
+/// `ack` → `ok` once the delivery is recorded; senders get receipts.
+pub async fn ack(ctx: &Ctx, state: &mut ConnState, id: String, msg_ids: Vec<MsgId>) -> Handled {
+    let me = session(state)?.user_id;
+    if msg_ids.is_empty() || msg_ids.len() > MAX_ACK {
+        return Err(Refusal::new(
+            ErrorCode::InvalidField,
+            format!("an ack carries 1 to {MAX_ACK} message ids"),
+        ));
+    }
+    for m in &msg_ids {
+        state.pushed.remove(m);
+    }
+    let pending = ctx.writer.ack(me, msg_ids).await.map_err(|_| internal())?;
+    let deferred = Box::pin(async move {
+        match pending.await {
+            Ok(Ok(())) => ServerMessage::Ok { id },
+            _ => ServerMessage::error(
+                Some(&id),
+                ErrorCode::Internal,
+                "the ack could not be stored; send it again",
+            ),
+        }
+    });
+    Ok(Outcome {
+        deferred: Some(deferred),
+        ..Outcome::default()
+    })
+}
+
+/// `history` → `history_page`. Only the two participants can name a private conversation:
+/// its key is built from the session's own id.
+pub async fn history(
+    ctx: &Ctx,
+    state: &ConnState,
+    id: &str,
+    with: &Target,
+    before: Option<MsgId>,
+    limit: Option<u32>,
+) -> Handled {
+    let me = session(state)?.user_id;
+    let limit = limit.unwrap_or(HISTORY_DEFAULT);
+    if !(1..=HISTORY_MAX).contains(&limit) {
+        return Err(Refusal::new(
+            ErrorCode::InvalidField,
+            format!("a history page has 1 to {HISTORY_MAX} messages"),
+        ));
+    }
+    let conv = match with {
+        Target::Square => SQUARE_CONV.to_owned(),
+        Target::User { username } => private_conv_key(me, resolve(ctx, username).await?.0),
+    };
+    let (messages, has_more) = ctx.store.history(&conv, before, limit).await?;
+    Ok(Outcome::reply(ServerMessage::HistoryPage {
+        id: id.to_owned(),
+        with: with.clone(),
+        messages,
+        has_more,
+    }))
+}

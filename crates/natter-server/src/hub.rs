@@ -1,0 +1,307 @@
+//! The hub: who is online, and a channel into each online session's connection task.
+//!
+//! Pushes are serialised once and shared (`Bytes`) by every recipient. A session whose channel is
+//! full is too slow to keep up; it is told to close (its private messages stay queued in the
+//! database and come again at its next login), so one stuck client never stalls the others.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use natter_proto::{MsgId, OnlineUser, PresenceScope, ServerMessage};
+use tokio::sync::mpsc;
+
+use crate::store::UserId;
+
+/// Capacity of each session's push channel.
+pub const SESSION_QUEUE: usize = 4096;
+
+/// What the hub hands a connection task.
+#[derive(Debug, Clone)]
+pub enum Push {
+    /// A JSON frame to write as is.
+    Frame(Bytes),
+    /// A private chat message (the connection skips ids it already pushed).
+    Private {
+        /// Message id.
+        msg_id: MsgId,
+        /// Its `message` frame.
+        frame: Bytes,
+    },
+}
+
+/// Lets the hub end a session from outside its connection task, even when its queue is full.
+#[derive(Debug, Default)]
+pub struct SessionControl {
+    reason: std::sync::OnceLock<&'static str>,
+    token: tokio_util::sync::CancellationToken,
+}
+
+impl SessionControl {
+    /// Ends the session with a reason for the `kicked` push (the first reason wins).
+    pub fn kick(&self, reason: &'static str) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+
+    /// Resolves once the session is kicked; yields the reason.
+    pub async fn kicked(&self) -> &'static str {
+        self.token.cancelled().await;
+        self.reason.get().copied().unwrap_or("kicked")
+    }
+}
+
+/// One online session.
+#[derive(Debug)]
+struct Entry {
+    conn_id: u64,
+    user: OnlineUser,
+    scope: PresenceScope,
+    friends: HashSet<UserId>,
+    tx: mpsc::Sender<Push>,
+    control: std::sync::Arc<SessionControl>,
+}
+
+/// A session being registered.
+#[derive(Debug)]
+pub struct Attach {
+    /// User id.
+    pub user_id: UserId,
+    /// Connection id.
+    pub conn_id: u64,
+    /// Public identity.
+    pub user: OnlineUser,
+    /// Which presence pushes the connection wants.
+    pub scope: PresenceScope,
+    /// The user's friends' ids.
+    pub friends: HashSet<UserId>,
+    /// The connection's push channel.
+    pub tx: mpsc::Sender<Push>,
+    /// How the hub ends the session.
+    pub control: std::sync::Arc<SessionControl>,
+}
+
+/// The registry of online sessions.
+#[derive(Debug, Default)]
+pub struct Hub {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    sessions: HashMap<UserId, Entry>,
+    /// Username key → id of online users, so routing to them needs no database read.
+    by_name: HashMap<String, UserId>,
+}
+
+impl std::ops::Deref for Inner {
+    type Target = HashMap<UserId, Entry>;
+    fn deref(&self) -> &Self::Target {
+        &self.sessions
+    }
+}
+
+fn encode_payload(message: &ServerMessage) -> Bytes {
+    natter_proto::encode(message).payload().clone()
+}
+
+impl Hub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock leaves plain data behind; keep serving.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The id of an online user by username (any case).
+    pub fn online_id(&self, username: &str) -> Option<UserId> {
+        let key = natter_proto::validate::username_key(username);
+        self.lock().by_name.get(&key).copied()
+    }
+
+    /// Registers a session. Returns true when the user was already online on another connection,
+    /// which is kicked; presence does not change then.
+    pub fn attach(&self, attach: Attach) -> bool {
+        let entry = Entry {
+            conn_id: attach.conn_id,
+            user: attach.user.clone(),
+            scope: attach.scope,
+            friends: attach.friends,
+            tx: attach.tx,
+            control: attach.control,
+        };
+        let previous = {
+            let mut inner = self.lock();
+            let key = natter_proto::validate::username_key(&attach.user.username);
+            inner.by_name.insert(key, attach.user_id);
+            inner.sessions.insert(attach.user_id, entry)
+        };
+        match previous {
+            Some(old) if old.conn_id != attach.conn_id => {
+                old.control.kick("logged_in_elsewhere");
+                true
+            }
+            Some(_) => true,
+            None => {
+                self.announce(
+                    attach.user_id,
+                    &ServerMessage::UserOnline { user: attach.user },
+                );
+                false
+            }
+        }
+    }
+
+    /// Unregisters a session if it is still the user's current one; announces the logout then.
+    pub fn detach(&self, user_id: UserId, conn_id: u64) -> bool {
+        let removed = {
+            let mut inner = self.lock();
+            match inner.sessions.get(&user_id) {
+                Some(e) if e.conn_id == conn_id => {
+                    let key = natter_proto::validate::username_key(&e.user.username);
+                    inner.by_name.remove(&key);
+                    inner.sessions.remove(&user_id)
+                }
+                _ => None,
+            }
+        };
+        match removed {
+            Some(entry) => {
+                self.announce_with(
+                    user_id,
+                    &entry.friends,
+                    &ServerMessage::UserOffline {
+                        username: entry.user.username,
+                    },
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sends a presence change of `user_id` to everyone who wants it.
+    fn announce(&self, user_id: UserId, message: &ServerMessage) {
+        let friends = self
+            .lock()
+            .get(&user_id)
+            .map(|e| e.friends.clone())
+            .unwrap_or_default();
+        self.announce_with(user_id, &friends, message);
+    }
+
+    fn announce_with(&self, user_id: UserId, friends: &HashSet<UserId>, message: &ServerMessage) {
+        let frame = encode_payload(message);
+        let sessions = self.lock();
+        for (id, entry) in sessions.iter() {
+            if *id == user_id {
+                continue;
+            }
+            if entry.scope == PresenceScope::All || friends.contains(id) {
+                deliver(entry, Push::Frame(frame.clone()));
+            }
+        }
+    }
+
+    /// An online user's public identity.
+    pub fn online_user(&self, user_id: UserId) -> Option<OnlineUser> {
+        self.lock().sessions.get(&user_id).map(|e| e.user.clone())
+    }
+
+    /// Whether a user is online.
+    pub fn is_online(&self, user_id: UserId) -> bool {
+        self.lock().contains_key(&user_id)
+    }
+
+    /// Online users; with `only` set, just those ids.
+    pub fn online_users(&self, only: Option<&HashSet<UserId>>) -> Vec<OnlineUser> {
+        let sessions = self.lock();
+        let mut users: Vec<OnlineUser> = sessions
+            .iter()
+            .filter(|(id, _)| only.is_none_or(|set| set.contains(id)))
+            .map(|(_, e)| e.user.clone())
+            .collect();
+        users.sort_by(|a, b| a.username.cmp(&b.username));
+        users
+    }
+
+    /// How many users are online.
+    pub fn online_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Pushes a message to one user if online; false if they are not.
+    pub fn push_to(&self, user_id: UserId, message: &ServerMessage) -> bool {
+        self.push_push(user_id, Push::Frame(encode_payload(message)))
+    }
+
+    /// Pushes a prepared push to one user if online.
+    pub fn push_push(&self, user_id: UserId, push: Push) -> bool {
+        match self.lock().get(&user_id) {
+            Some(entry) => {
+                deliver(entry, push);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Pushes a frame to every online user except `except`.
+    pub fn broadcast(&self, except: UserId, frame: Bytes) {
+        let sessions = self.lock();
+        for (id, entry) in sessions.iter() {
+            if *id != except {
+                deliver(entry, Push::Frame(frame.clone()));
+            }
+        }
+    }
+
+    /// Keeps the hub's view of a friendship in step with the database.
+    pub fn set_friendship(&self, a: UserId, b: UserId, are_friends: bool) {
+        let mut inner = self.lock();
+        for (x, y) in [(a, b), (b, a)] {
+            if let Some(entry) = inner.sessions.get_mut(&x) {
+                if are_friends {
+                    entry.friends.insert(y);
+                } else {
+                    entry.friends.remove(&y);
+                }
+            }
+        }
+    }
+
+    /// Updates a user's public identity (after a profile edit).
+    pub fn set_nickname(&self, user_id: UserId, nickname: &str) {
+        if let Some(entry) = self.lock().sessions.get_mut(&user_id) {
+            entry.user.nickname = nickname.to_owned();
+        }
+    }
+
+    /// Tells every session to close (server shutdown).
+    pub fn kick_all(&self, reason: &'static str) {
+        for entry in self.lock().values() {
+            entry.control.kick(reason);
+        }
+    }
+}
+
+fn deliver(entry: &Entry, push: Push) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = entry.tx.try_send(push) {
+        tracing::warn!(user = %entry.user.username, "session lags behind its pushes; closing it");
+        // Dropping the push is safe: private messages stay queued in the database until acked.
+        entry.control.kick("lagging");
+    }
+}
+
+/// Prepares a private-message push.
+pub fn private_push(message: &natter_proto::ChatMessage) -> Push {
+    Push::Private {
+        msg_id: message.msg_id,
+        frame: encode_payload(&ServerMessage::Message {
+            message: message.clone(),
+        }),
+    }
+}
+
+/// Serialises a push once for many recipients.
+pub fn frame_of(message: &ServerMessage) -> Bytes {
+    encode_payload(message)
+}

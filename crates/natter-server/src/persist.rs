@@ -1,0 +1,197 @@
+//! The message writer: one task that stores chat messages and acks in batched transactions and
+//! then routes them.
+//!
+//! Persisting before acking at tens of thousands of messages per second needs batching: one
+//! SQLite commit per message would cap us at the disk's fsync rate. Jobs queue on a channel; the
+//! writer takes everything waiting (up to [`MAX_BATCH`]), commits it as one transaction, and only
+//! then pushes to recipients and answers senders. Because one task commits and routes in id
+//! order, every recipient sees private messages in `msg_id` order.
+
+use std::sync::Arc;
+
+use natter_proto::{MsgId, ServerMessage};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::hub::{self, Hub};
+use crate::store::{self, AckedMessage, NewMessage, Store, StoreResult, StoredMessage, UserId};
+
+/// Most jobs committed in one transaction.
+pub const MAX_BATCH: usize = 2048;
+/// Queue depth in front of the writer; senders wait when it is full (backpressure).
+pub const QUEUE: usize = 8192;
+
+enum Job {
+    Save {
+        message: NewMessage,
+        reply: oneshot::Sender<StoreResult<StoredMessage>>,
+    },
+    Ack {
+        recipient: UserId,
+        msg_ids: Vec<MsgId>,
+        reply: oneshot::Sender<StoreResult<()>>,
+    },
+}
+
+/// Handle to the writer task.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+/// The writer task is gone (server shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("the message writer has stopped")]
+pub struct WriterStopped;
+
+impl Writer {
+    /// Starts the writer task; it ends when every `Writer` handle is dropped.
+    pub fn spawn(
+        store: Store,
+        hub: Arc<Hub>,
+        now: fn() -> i64,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(run(rx, store, hub, now));
+        (Self { tx }, task)
+    }
+
+    /// Stores a message and routes it; resolves once it is committed.
+    pub async fn save(
+        &self,
+        message: NewMessage,
+    ) -> Result<oneshot::Receiver<StoreResult<StoredMessage>>, WriterStopped> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Save { message, reply })
+            .await
+            .map_err(|_| WriterStopped)?;
+        Ok(rx)
+    }
+
+    /// Marks messages delivered and sends receipts; resolves once committed.
+    pub async fn ack(
+        &self,
+        recipient: UserId,
+        msg_ids: Vec<MsgId>,
+    ) -> Result<oneshot::Receiver<StoreResult<()>>, WriterStopped> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Ack {
+                recipient,
+                msg_ids,
+                reply,
+            })
+            .await
+            .map_err(|_| WriterStopped)?;
+        Ok(rx)
+    }
+}
+
+enum Done {
+    Saved(Box<StoredMessage>),
+    Acked(Vec<AckedMessage>),
+}
+
+async fn run(mut rx: mpsc::Receiver<Job>, store: Store, hub: Arc<Hub>, now: fn() -> i64) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let ts = now();
+        match commit(&store, &hub, &batch, ts).await {
+            Ok(results) => {
+                for (job, result) in batch.drain(..).zip(results) {
+                    finish(&hub, job, result, ts);
+                }
+            }
+            Err(e) => {
+                // The whole transaction rolled back: nothing was stored, every sender learns so
+                // and may resend with the same client message id.
+                tracing::error!(error = %e, jobs = batch.len(), "message batch failed");
+                for job in batch.drain(..) {
+                    fail(job);
+                }
+            }
+        }
+    }
+}
+
+async fn commit(store: &Store, hub: &Hub, batch: &[Job], ts: i64) -> StoreResult<Vec<Done>> {
+    let mut tx = store.begin().await?;
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        match job {
+            Job::Save { message, .. } => {
+                let stored = store::save_message_in(&mut tx, message, ts).await?;
+                results.push(Done::Saved(Box::new(stored)));
+            }
+            Job::Ack {
+                recipient, msg_ids, ..
+            } => {
+                let acked = store::mark_delivered_in(&mut tx, *recipient, msg_ids, ts).await?;
+                // A sender who is offline gets the receipt at their next login.
+                for a in &acked {
+                    if !hub.is_online(a.sender_id) {
+                        let notice = serde_json::to_string(&receipt(a, ts))
+                            .expect("ServerMessage serialises to JSON");
+                        store::add_notice_in(&mut tx, a.sender_id, &notice, ts).await?;
+                    }
+                }
+                results.push(Done::Acked(acked));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+fn receipt(a: &AckedMessage, ts: i64) -> ServerMessage {
+    ServerMessage::Receipt {
+        msg_id: a.msg_id,
+        client_msg_id: a.client_msg_id.clone(),
+        to: a.recipient_name.clone(),
+        ts,
+    }
+}
+
+fn finish(hub: &Hub, job: Job, result: Done, ts: i64) {
+    match (job, result) {
+        (Job::Save { message, reply }, Done::Saved(stored)) => {
+            if !stored.duplicate {
+                match stored.recipient_id {
+                    Some(recipient) => {
+                        hub.push_push(recipient, hub::private_push(&stored.message));
+                    }
+                    None => hub.broadcast(
+                        message.sender_id,
+                        hub::frame_of(&ServerMessage::Message {
+                            message: stored.message.clone(),
+                        }),
+                    ),
+                }
+            }
+            let _ = reply.send(Ok(*stored));
+        }
+        (Job::Ack { reply, .. }, Done::Acked(acked)) => {
+            for a in &acked {
+                // Offline senders already got a notice inside the transaction.
+                hub.push_to(a.sender_id, &receipt(a, ts));
+            }
+            let _ = reply.send(Ok(()));
+        }
+        (job, _) => {
+            tracing::error!("writer results out of step with its jobs");
+            fail(job);
+        }
+    }
+}
+
+fn fail(job: Job) {
+    let err = || store::StoreError::Db(sqlx::Error::PoolClosed);
+    match job {
+        Job::Save { reply, .. } => {
+            let _ = reply.send(Err(err()));
+        }
+        Job::Ack { reply, .. } => {
+            let _ = reply.send(Err(err()));
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Listeners, the accept loops, housekeeping, and orderly shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use natter_proto::{ErrorCode, Frame, FrameCodec, ServerMessage};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::codec::Encoder;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::persist::Writer;
+use crate::ratelimit::IpLimiter;
+use crate::store::{Store, StoreError};
+use crate::tls::{TlsError, TlsSetup};
+use crate::{conn, now_ms, Ctx};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Binding or another socket operation failed.
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+    /// The database could not be opened or migrated.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// TLS setup failed.
+    #[error("{0}")]
+    Tls(#[from] TlsError),
+}
+
+/// Bound sockets, ready to serve.
+pub struct Listeners {
+    /// Plain TCP.
+    pub plain: TcpListener,
+    /// TLS listener and its certificate.
+    pub tls: Option<(TcpListener, TlsSetup)>,
+}
+
+impl Listeners {
+    /// Binds the configured ports and prepares TLS.
+    pub async fn bind(config: &Config) -> Result<Self, ServerError> {
+        let plain = TcpListener::bind(SocketAddr::new(config.bind, config.port)).await?;
+        let tls = match config.tls_port {
+            Some(port) => {
+                std::fs::create_dir_all(&config.data_dir)?;
+                let setup =
+                    crate::tls::load_or_create(&config.data_dir, config.tls_files.as_ref())?;
+                let listener = TcpListener::bind(SocketAddr::new(config.bind, port)).await?;
+                Some((listener, setup))
+            }
+            None => None,
+        };
+        Ok(Self { plain, tls })
+    }
+
+    /// The bound plain address.
+    pub fn plain_addr(&self) -> std::io::Result<SocketAddr> {
+        self.plain.local_addr()
+    }
+
+    /// The bound TLS address.
+    pub fn tls_addr(&self) -> std::io::Result<Option<SocketAddr>> {
+        self.tls.as_ref().map(|(l, _)| l.local_addr()).transpose()
+    }
+
+    /// Writes the ready file: addresses and certificate fingerprint, atomically.
+    pub fn write_ready_file(&self, path: &Path) -> std::io::Result<()> {
+        let doc = serde_json::json!({
+            "plain": self.plain_addr()?.to_string(),
+            "tls": self.tls_addr()?.map(|a| a.to_string()),
+            "cert_sha256": self.tls.as_ref().map(|(_, t)| t.cert_sha256.clone()),
+            "cert_pem": self.tls.as_ref().map(|(_, t)| t.cert_path.display().to_string()),
+            "pid": std::process::id(),
+        });
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, doc.to_string())?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+/// Runs the server on bound listeners until `shutdown` resolves, then closes every connection
+/// (each gets `kicked {reason: "shutdown"}`), drains the message writer and returns.
+pub async fn run(
+    listeners: Listeners,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = Store::open(&config.data_dir.join("natter.db")).await?;
+    // Nobody is online after a (re)start: guests' grace periods start now.
+    store.touch_all_guests(now_ms()).await?;
+    let hub = Arc::new(Hub::default());
+    let (writer, writer_task) = Writer::spawn(store.clone(), hub.clone(), now_ms);
+    let ctx = Arc::new(Ctx {
+        config: config.clone(),
+        store: store.clone(),
+        hub: hub.clone(),
+        writer,
+        ip_limits: IpLimiter::default(),
+        clock: now_ms,
+        conn_ids: AtomicU64::new(1),
+    });
+    let cancel = CancellationToken::new();
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let mut tasks = JoinSet::new();
+
+    tracing::info!(plain = %listeners.plain_addr()?, tls = ?listeners.tls_addr()?, "natter-server listening");
+    tasks.spawn(accept_loop(
+        listeners.plain,
+        None,
+        ctx.clone(),
+        slots.clone(),
+        cancel.clone(),
+    ));
+    if let Some((listener, setup)) = listeners.tls {
+        tasks.spawn(accept_loop(
+            listener,
+            Some(setup),
+            ctx.clone(),
+            slots.clone(),
+            cancel.clone(),
+        ));
+    }
+    tasks.spawn(housekeeping(ctx.clone(), cancel.clone()));
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    cancel.cancel();
+    hub.kick_all("shutdown");
+    if tokio::time::timeout(Duration::from_secs(10), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        tracing::warn!("some connections did not close in time");
+        tasks.abort_all();
+    }
+    drop(ctx);
+    // Every Writer handle is gone once the connections are; the writer drains and stops.
+    let _ = writer_task.await;
+    store.close().await;
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsSetup>,
+    ctx: Arc<Ctx>,
+    slots: Arc<Semaphore>,
+    cancel: CancellationToken,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            connections.spawn(refuse_busy(stream));
+            continue;
+        };
+        let ctx = ctx.clone();
+        let cancel = cancel.clone();
+        let tls = tls.clone();
+        connections.spawn(async move {
+            match tls {
+                None => conn::serve(stream, peer, ctx, cancel).await,
+                Some(setup) => {
+                    match tokio::time::timeout(
+                        Duration::from_secs(10),
+                        setup.acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(stream)) => conn::serve(stream, peer, ctx, cancel).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+    while connections.join_next().await.is_some() {}
+}
+
+/// Tells a connection over the cap why it is closed.
+async fn refuse_busy(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let mut buf = bytes::BytesMut::new();
+    let frame: Frame = natter_proto::encode(&ServerMessage::error(
+        None,
+        ErrorCode::ServerBusy,
+        "the server is at its connection limit; try again later",
+    ));
+    if FrameCodec::default().encode(frame, &mut buf).is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&buf)).await;
+    }
+}
+
+/// Periodic chores: purge guests whose grace period ran out, forget idle rate-limit buckets.
+async fn housekeeping(ctx: Arc<Ctx>, cancel: CancellationToken) {
+    let period =
+        (ctx.config.guest_grace / 2).clamp(Duration::from_millis(100), Duration::from_secs(30));
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        ctx.ip_limits.sweep(Instant::now());
+        let cutoff = (ctx.clock)() - ctx.config.guest_grace.as_millis() as i64;
+        match ctx.store.stale_guests(cutoff).await {
+            Ok(guests) => {
+                for (id, name) in guests {
+                    if ctx.hub.is_online(id) {
+                        continue;
+                    }
+                    match ctx.store.delete_user(id).await {
+                        Ok(()) => tracing::info!(guest = %name, "guest expired"),
+                        Err(e) => tracing::warn!(error = %e, "could not purge a guest"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "guest sweep failed"),
+        }
+    }
+}
