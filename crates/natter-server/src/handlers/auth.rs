@@ -153,7 +153,12 @@ pub async fn register(
     motto: String,
     phone: String,
 ) -> Handled {
-    spend(&ctx.config.limits, &mut state.buckets.auth)?;
+    // Cheap checks first: a form with a typo must not burn the address's budget.
+    validate::username(&username)?;
+    validate::password(&password)?;
+    validate::nickname(&nickname)?;
+    validate::motto(&motto)?;
+    validate::phone(&phone)?;
     ctx.ip_limits
         .take(
             &ctx.config.limits,
@@ -162,11 +167,6 @@ pub async fn register(
             Instant::now(),
         )
         .map_err(ip_limited)?;
-    validate::username(&username)?;
-    validate::password(&password)?;
-    validate::nickname(&nickname)?;
-    validate::motto(&motto)?;
-    validate::phone(&phone)?;
     claim_name(ctx, &username).await?;
     let hash = hash_password(password).await?;
     let user = ctx
@@ -233,8 +233,10 @@ pub async fn login(
 
 /// `guest_login` → `login_ok` for a new guest account.
 pub async fn guest_login(ctx: &Ctx, state: &mut ConnState, id: &str, username: &str) -> Handled {
+    if state.session.is_none() {
+        validate::username(username)?;
+    }
     check_auth_budget(ctx, state)?;
-    validate::username(username)?;
     claim_name(ctx, username).await?;
     let user = ctx
         .store
@@ -263,6 +265,11 @@ pub async fn resume(ctx: &Ctx, state: &mut ConnState, id: &str, token: &str) -> 
         .await?
         .ok_or_else(expired)?;
     let user = ctx.store.user_by_id(user_id).await?.ok_or_else(expired)?;
+    if user.is_guest && !guest_holds_name(ctx, &user) {
+        // The housekeeping sweep may not have run yet; the grace period is over all the same.
+        ctx.store.delete_user(user.id).await?;
+        return Err(expired());
+    }
     establish(ctx, state, id, user, token.to_owned(), token_hash, true).await
 }
 
