@@ -1,0 +1,454 @@
+//! The client store: one SQLite file per account and server, holding local history, the outbox
+//! and the friend cache. Every SQL statement of the client lives here.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use natter_proto::{ChatMessage, Friend, MessageBody, MsgId, Target};
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("local database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("local database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Result alias.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Where a message stands, as the user sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageState {
+    /// In the outbox, not yet stored by the server.
+    Sending,
+    /// Stored by the server.
+    Sent,
+    /// The recipient's device has it.
+    Delivered,
+    /// The server refused it (see `error`).
+    Failed,
+    /// Received from someone else.
+    Received,
+}
+
+impl MessageState {
+    fn parse(s: &str) -> Self {
+        match s {
+            "sending" => MessageState::Sending,
+            "sent" => MessageState::Sent,
+            "delivered" => MessageState::Delivered,
+            "failed" => MessageState::Failed,
+            _ => MessageState::Received,
+        }
+    }
+}
+
+/// A message in local history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalMessage {
+    /// Server id, once the server stored it.
+    pub msg_id: Option<MsgId>,
+    /// The sender's id for it.
+    pub client_msg_id: String,
+    /// Sender.
+    pub from: String,
+    /// Sender is a guest.
+    pub from_guest: bool,
+    /// The square or the recipient.
+    pub to: Target,
+    /// Server time (local time while sending).
+    pub ts: i64,
+    /// Content.
+    pub body: MessageBody,
+    /// Delivery state.
+    pub state: MessageState,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// An outbox entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Idempotency key.
+    pub client_msg_id: String,
+    /// Destination.
+    pub to: Target,
+    /// Content.
+    pub body: MessageBody,
+}
+
+/// Conversation key: the square, or the other participant in lowercase.
+pub fn conv_key(me: &str, message_from: &str, to: &Target) -> String {
+    match to {
+        Target::Square => "square".to_owned(),
+        Target::User { username } => {
+            let peer = if message_from.eq_ignore_ascii_case(me) {
+                username
+            } else {
+                message_from
+            };
+            format!("u:{}", peer.to_ascii_lowercase())
+        }
+    }
+}
+
+/// Conversation key of a history request.
+pub fn conv_of(with: &Target) -> String {
+    match with {
+        Target::Square => "square".to_owned(),
+        Target::User { username } => format!("u:{}", username.to_ascii_lowercase()),
+    }
+}
+
+/// The client's local database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    me: String,
+}
+
+const COLUMNS: &str =
+    "msg_id, client_msg_id, sender, sender_guest, recipient, body, ts, state, error";
+
+fn from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Option<LocalMessage>> {
+    let body: String = row.try_get("body")?;
+    let Ok(body) = serde_json::from_str::<MessageBody>(&body) else {
+        tracing::warn!("skipping a locally stored message with an unreadable body");
+        return Ok(None);
+    };
+    let recipient: Option<String> = row.try_get("recipient")?;
+    let state: String = row.try_get("state")?;
+    Ok(Some(LocalMessage {
+        msg_id: row.try_get("msg_id")?,
+        client_msg_id: row.try_get("client_msg_id")?,
+        from: row.try_get("sender")?,
+        from_guest: row.try_get::<i64, _>("sender_guest")? != 0,
+        to: match recipient {
+            Some(username) => Target::User { username },
+            None => Target::Square,
+        },
+        ts: row.try_get("ts")?,
+        body,
+        state: MessageState::parse(&state),
+        error: row.try_get("error")?,
+    }))
+}
+
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("protocol types serialise to JSON")
+}
+
+impl Store {
+    /// Opens (creating and migrating) the store at `path` for user `me`.
+    pub async fn open(path: &Path, me: &str) -> StoreResult<Self> {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../../migrations/client").run(&pool).await?;
+        Ok(Self {
+            pool,
+            me: me.to_owned(),
+        })
+    }
+
+    /// Whose store this is.
+    pub fn user(&self) -> &str {
+        &self.me
+    }
+
+    /// Closes the database.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Reads a small value.
+    pub async fn get(&self, key: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query_as::<_, (String,)>("SELECT value FROM kv WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(v,)| v))
+    }
+
+    /// Writes a small value.
+    pub async fn set(&self, key: &str, value: &str) -> StoreResult<()> {
+        sqlx::query("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a small value.
+    pub async fn remove(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM kv WHERE key = ?")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records an outgoing message in history and the outbox, in one transaction, so that it is
+    /// sent after any crash or restart.
+    pub async fn enqueue(&self, entry: &OutboxEntry, now: i64) -> StoreResult<LocalMessage> {
+        let mut tx = self.pool.begin().await?;
+        let recipient = match &entry.to {
+            Target::Square => None,
+            Target::User { username } => Some(username.clone()),
+        };
+        sqlx::query(
+            "INSERT INTO messages (client_msg_id, conv, sender, sender_guest, recipient, body, ts, state) \
+             VALUES (?, ?, ?, 0, ?, ?, ?, 'sending')",
+        )
+        .bind(&entry.client_msg_id)
+        .bind(conv_key(&self.me, &self.me, &entry.to))
+        .bind(&self.me)
+        .bind(&recipient)
+        .bind(json(&entry.body))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO outbox (client_msg_id, target, body, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&entry.client_msg_id)
+        .bind(json(&entry.to))
+        .bind(json(&entry.body))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(LocalMessage {
+            msg_id: None,
+            client_msg_id: entry.client_msg_id.clone(),
+            from: self.me.clone(),
+            from_guest: false,
+            to: entry.to.clone(),
+            ts: now,
+            body: entry.body.clone(),
+            state: MessageState::Sending,
+            error: None,
+        })
+    }
+
+    /// The outbox in send order.
+    pub async fn outbox(&self) -> StoreResult<Vec<OutboxEntry>> {
+        let rows = sqlx::query_as::<_, (String, String, String)>(
+            "SELECT client_msg_id, target, body FROM outbox ORDER BY seq",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(client_msg_id, target, body)| {
+                Some(OutboxEntry {
+                    client_msg_id,
+                    to: serde_json::from_str(&target).ok()?,
+                    body: serde_json::from_str(&body).ok()?,
+                })
+            })
+            .collect())
+    }
+
+    /// The server stored an outgoing message: leave the outbox, take the server's id and time.
+    pub async fn mark_sent(&self, client_msg_id: &str, msg_id: MsgId, ts: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM outbox WHERE client_msg_id = ?")
+            .bind(client_msg_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE messages SET msg_id = ?, ts = ?, state = CASE WHEN state = 'delivered' THEN state ELSE 'sent' END \
+             WHERE sender = ? AND client_msg_id = ?",
+        )
+        .bind(msg_id)
+        .bind(ts)
+        .bind(&self.me)
+        .bind(client_msg_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The server refused an outgoing message for good.
+    pub async fn mark_failed(&self, client_msg_id: &str, error: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM outbox WHERE client_msg_id = ?")
+            .bind(client_msg_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE messages SET state = 'failed', error = ? WHERE sender = ? AND client_msg_id = ?")
+            .bind(error)
+            .bind(&self.me)
+            .bind(client_msg_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Puts a failed message back in the outbox (the user pressed retry).
+    pub async fn retry(&self, client_msg_id: &str, now: i64) -> StoreResult<Option<OutboxEntry>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM messages WHERE sender = ? AND client_msg_id = ? AND state = 'failed'"
+        ))
+        .bind(&self.me)
+        .bind(client_msg_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(message) = row.as_ref().map(from_row).transpose()?.flatten() else {
+            return Ok(None);
+        };
+        let entry = OutboxEntry {
+            client_msg_id: message.client_msg_id,
+            to: message.to,
+            body: message.body,
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE messages SET state = 'sending', error = NULL WHERE sender = ? AND client_msg_id = ?")
+            .bind(&self.me)
+            .bind(client_msg_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT OR IGNORE INTO outbox (client_msg_id, target, body, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&entry.client_msg_id)
+            .bind(json(&entry.to))
+            .bind(json(&entry.body))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(entry))
+    }
+
+    /// The recipient has the message.
+    pub async fn mark_delivered(&self, client_msg_id: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE messages SET state = 'delivered' WHERE sender = ? AND client_msg_id = ? AND state != 'delivered'",
+        )
+        .bind(&self.me)
+        .bind(client_msg_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Stores a message from the server (push or history); false if it was already here.
+    pub async fn save_incoming(&self, message: &ChatMessage) -> StoreResult<bool> {
+        let mine = message.from.eq_ignore_ascii_case(&self.me);
+        let recipient = match &message.to {
+            Target::Square => None,
+            Target::User { username } => Some(username.clone()),
+        };
+        let done = sqlx::query(
+            "INSERT INTO messages (msg_id, client_msg_id, conv, sender, sender_guest, recipient, body, ts, state) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(message.msg_id)
+        .bind(&message.client_msg_id)
+        .bind(conv_key(&self.me, &message.from, &message.to))
+        .bind(&message.from)
+        .bind(message.from_guest as i64)
+        .bind(&recipient)
+        .bind(json(&message.body))
+        .bind(message.ts)
+        .bind(if mine { "sent" } else { "received" })
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// A page of local history, oldest first: messages with a server id below `before` (all if
+    /// `None`), then — on the newest page — those still sending.
+    pub async fn history(
+        &self,
+        with: &Target,
+        before: Option<MsgId>,
+        limit: u32,
+    ) -> StoreResult<Vec<LocalMessage>> {
+        let conv = conv_of(with);
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM messages WHERE conv = ? AND msg_id IS NOT NULL AND msg_id < ? \
+             ORDER BY msg_id DESC LIMIT ?"
+        ))
+        .bind(&conv)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<LocalMessage> = Vec::with_capacity(rows.len());
+        for row in rows.iter().rev() {
+            out.extend(from_row(row)?);
+        }
+        if before.is_none() {
+            let pending = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM messages WHERE conv = ? AND msg_id IS NULL ORDER BY local_id"
+            ))
+            .bind(&conv)
+            .fetch_all(&self.pool)
+            .await?;
+            for row in &pending {
+                out.extend(from_row(row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces the friend cache.
+    pub async fn save_friends(&self, friends: &[Friend]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM friends").execute(&mut *tx).await?;
+        for f in friends {
+            sqlx::query("INSERT OR REPLACE INTO friends (username, nickname, motto, is_guest, online) VALUES (?, ?, ?, ?, ?)")
+                .bind(&f.username)
+                .bind(&f.nickname)
+                .bind(&f.motto)
+                .bind(f.is_guest as i64)
+                .bind(f.online as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The cached friends.
+    pub async fn friends(&self) -> StoreResult<Vec<Friend>> {
+        let rows = sqlx::query_as::<_, (String, String, String, i64, i64)>(
+            "SELECT username, nickname, motto, is_guest, online FROM friends ORDER BY username",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(username, nickname, motto, g, o)| Friend {
+                username,
+                nickname,
+                motto,
+                is_guest: g != 0,
+                online: o != 0,
+            })
+            .collect())
+    }
+}
