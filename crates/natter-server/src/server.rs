@@ -236,7 +236,7 @@ async fn housekeeping(ctx: Arc<Ctx>, cancel: CancellationToken) {
                     if ctx.hub.is_online(id) {
                         continue;
                     }
-                    match ctx.store.delete_user(id).await {
+                    match ctx.store.delete_user(id, false).await {
                         Ok(()) => tracing::info!(guest = %name, "guest expired"),
                         Err(e) => tracing::warn!(error = %e, "could not purge a guest"),
                     }

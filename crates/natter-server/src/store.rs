@@ -327,14 +327,24 @@ impl Store {
     }
 
     /// Deletes a user with everything hanging off them: sessions, friendships, requests,
-    /// notices, and private messages still queued for them. Messages they sent stay in the
-    /// recipients' history.
-    pub async fn delete_user(&self, id: UserId) -> StoreResult<()> {
+    /// notices, and private messages still queued for them. With `erase_sent_queue`, private
+    /// messages they sent that nobody received yet go too (an erased account leaves nothing
+    /// pending); delivered messages stay in the recipients' history either way.
+    pub async fn delete_user(&self, id: UserId, erase_sent_queue: bool) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM messages WHERE recipient_id = ? AND delivered_at IS NULL")
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        if erase_sent_queue {
+            sqlx::query(
+                "DELETE FROM messages WHERE sender_id = ? AND recipient_id IS NOT NULL \
+                 AND delivered_at IS NULL",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query("DELETE FROM users WHERE id = ?")
             .bind(id)
             .execute(&mut *tx)

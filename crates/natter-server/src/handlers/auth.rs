@@ -62,7 +62,7 @@ async fn claim_name(ctx: &Ctx, username: &str) -> Result<(), Refusal> {
     match ctx.store.user_by_name(username).await? {
         None => Ok(()),
         Some(user) if user.is_guest && !guest_holds_name(ctx, &user) => {
-            ctx.store.delete_user(user.id).await?;
+            ctx.store.delete_user(user.id, false).await?;
             Ok(())
         }
         Some(_) => Err(Refusal::new(
@@ -267,7 +267,7 @@ pub async fn resume(ctx: &Ctx, state: &mut ConnState, id: &str, token: &str) -> 
     let user = ctx.store.user_by_id(user_id).await?.ok_or_else(expired)?;
     if user.is_guest && !guest_holds_name(ctx, &user) {
         // The housekeeping sweep may not have run yet; the grace period is over all the same.
-        ctx.store.delete_user(user.id).await?;
+        ctx.store.delete_user(user.id, false).await?;
         return Err(expired());
     }
     establish(ctx, state, id, user, token.to_owned(), token_hash, true).await
@@ -390,7 +390,7 @@ pub async fn end_session(ctx: &Ctx, state: &mut ConnState, final_: bool) {
         tracing::warn!(error = %e, user = %session.username, "could not record the end of a session");
     }
     if final_ && session.is_guest && current {
-        if let Err(e) = ctx.store.delete_user(session.user_id).await {
+        if let Err(e) = ctx.store.delete_user(session.user_id, false).await {
             tracing::warn!(error = %e, user = %session.username, "could not remove a guest");
         }
     }
@@ -423,7 +423,7 @@ pub async fn erase(ctx: &Ctx, state: &mut ConnState, id: &str, password: String)
         return Err(Refusal::new(ErrorCode::BadCredentials, "wrong password"));
     }
     end_session(ctx, state, true).await;
-    ctx.store.delete_user(user_id).await?;
+    ctx.store.delete_user(user_id, true).await?;
     tracing::info!(user = %user.username, "account erased");
     Ok(Outcome::ok(id))
 }
