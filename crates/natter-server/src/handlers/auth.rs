@@ -153,6 +153,12 @@ pub async fn register(
     motto: String,
     phone: String,
 ) -> Handled {
+    if state.session.is_some() {
+        return Err(Refusal::new(
+            ErrorCode::AlreadyAuthenticated,
+            "already logged in; log out first",
+        ));
+    }
     // Cheap checks first: a form with a typo must not burn the address's budget.
     validate::username(&username)?;
     validate::password(&password)?;
