@@ -1,0 +1,10 @@
+//! The pieces of the harness; `lib.rs` re-exports what scenarios use.
+
+pub mod client;
+pub mod pushes;
+pub mod raw;
+pub mod replies;
+pub mod requests;
+pub mod server;
+pub mod tls;
+pub mod world;
