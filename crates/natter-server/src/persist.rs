@@ -13,7 +13,9 @@ use natter_proto::{MsgId, ServerMessage};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::hub::{self, Hub};
-use crate::store::{self, AckedMessage, NewMessage, Store, StoreResult, StoredMessage, UserId};
+use crate::store::{
+    self, AckedMessage, NewMessage, Store, StoreError, StoreResult, StoredMessage, UserId,
+};
 
 /// Most jobs committed in one transaction.
 pub const MAX_BATCH: usize = 2048;
@@ -115,18 +117,40 @@ async fn run(mut rx: mpsc::Receiver<Job>, store: Store, hub: Arc<Hub>, now: fn()
 }
 
 async fn commit(store: &Store, hub: &Hub, batch: &[Job], ts: i64) -> StoreResult<Vec<Done>> {
+    let saves: Vec<&NewMessage> = batch
+        .iter()
+        .filter_map(|job| match job {
+            Job::Save { message, .. } => Some(message),
+            Job::Ack { .. } => None,
+        })
+        .collect();
+    let acks: Vec<(UserId, &[MsgId])> = batch
+        .iter()
+        .filter_map(|job| match job {
+            Job::Ack {
+                recipient, msg_ids, ..
+            } => Some((*recipient, msg_ids.as_slice())),
+            Job::Save { .. } => None,
+        })
+        .collect();
     let mut tx = store.begin().await?;
+    let mut stored = store::save_messages_in(&mut tx, &saves, ts)
+        .await?
+        .into_iter();
+    let mut acked = store::mark_delivered_in(&mut tx, &acks, ts)
+        .await?
+        .into_iter();
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
         match job {
-            Job::Save { message, .. } => {
-                let stored = store::save_message_in(&mut tx, message, ts).await?;
-                results.push(Done::Saved(Box::new(stored)));
+            Job::Save { .. } => {
+                let saved = stored
+                    .next()
+                    .ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
+                results.push(Done::Saved(Box::new(saved)));
             }
-            Job::Ack {
-                recipient, msg_ids, ..
-            } => {
-                let acked = store::mark_delivered_in(&mut tx, *recipient, msg_ids, ts).await?;
+            Job::Ack { .. } => {
+                let acked = acked.next().unwrap_or_default();
                 // A sender who is offline gets the receipt at their next login.
                 for a in &acked {
                     if !hub.is_online(a.sender_id) {

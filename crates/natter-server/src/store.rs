@@ -4,6 +4,7 @@
 //! Chat messages and acks do not come through here one by one: [`crate::persist`] batches them into
 //! one transaction per burst, using the `*_in` functions that take an open transaction.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -565,19 +566,17 @@ impl Store {
 
     /// Takes (reads and deletes) every queued notice of a user, oldest first.
     pub async fn take_notices(&self, user: UserId) -> StoreResult<Vec<String>> {
-        let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query_as::<_, (String,)>(
-            "SELECT payload FROM notices WHERE user_id = ? ORDER BY id",
+        // One statement: a read-then-write transaction would have to upgrade its lock and can
+        // fail with SQLITE_BUSY_SNAPSHOT while the message writer commits.
+        let mut rows = sqlx::query_as::<_, (i64, String)>(
+            "DELETE FROM notices WHERE user_id = ? RETURNING id, payload",
         )
         .bind(user)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
-        sqlx::query("DELETE FROM notices WHERE user_id = ?")
-            .bind(user)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(rows.into_iter().map(|(p,)| p).collect())
+        // RETURNING promises no order.
+        rows.sort_by_key(|(id, _)| *id);
+        Ok(rows.into_iter().map(|(_, p)| p).collect())
     }
 
     // ---- messages ----------------------------------------------------------------------------
@@ -640,55 +639,100 @@ pub async fn add_notice_in(
     Ok(())
 }
 
-/// Stores a message, or finds the one stored earlier under the same client message id.
-pub async fn save_message_in(
-    conn: &mut SqliteConnection,
-    msg: &NewMessage,
-    now: i64,
-) -> StoreResult<StoredMessage> {
-    let (conv_key, recipient_id, recipient_name) = match &msg.recipient {
+/// Rows per multi-row statement: 9 parameters each stays far below SQLite's parameter limit,
+/// and a batch costs a handful of statements instead of one per message.
+const ROWS_PER_STATEMENT: usize = 200;
+
+fn recipient_parts(msg: &NewMessage) -> (String, Option<UserId>, Option<String>) {
+    match &msg.recipient {
         Some((id, name)) => (
             private_conv_key(msg.sender_id, *id),
             Some(*id),
             Some(name.clone()),
         ),
         None => (SQUARE_CONV.to_owned(), None, None),
-    };
-    let body = serde_json::to_string(&msg.body).expect("MessageBody serialises to JSON");
-    let inserted = sqlx::query_as::<_, (i64,)>(
-        "INSERT INTO messages (sender_id, sender_name, sender_guest, client_msg_id, conv_key, \
-         recipient_id, recipient_name, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (sender_id, client_msg_id) DO NOTHING RETURNING id",
-    )
-    .bind(msg.sender_id)
-    .bind(&msg.sender_name)
-    .bind(msg.sender_guest as i64)
-    .bind(&msg.client_msg_id)
-    .bind(&conv_key)
-    .bind(recipient_id)
-    .bind(&recipient_name)
-    .bind(&body)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some((msg_id,)) = inserted {
-        return Ok(StoredMessage {
-            message: ChatMessage {
-                msg_id,
-                client_msg_id: msg.client_msg_id.clone(),
-                from: msg.sender_name.clone(),
-                from_guest: msg.sender_guest,
-                to: match recipient_name {
-                    Some(username) => Target::User { username },
-                    None => Target::Square,
-                },
-                ts: now,
-                body: msg.body.clone(),
-            },
-            recipient_id,
-            duplicate: false,
-        });
     }
+}
+
+fn stored_new(msg: &NewMessage, msg_id: MsgId, now: i64) -> StoredMessage {
+    let (_, recipient_id, recipient_name) = recipient_parts(msg);
+    StoredMessage {
+        message: ChatMessage {
+            msg_id,
+            client_msg_id: msg.client_msg_id.clone(),
+            from: msg.sender_name.clone(),
+            from_guest: msg.sender_guest,
+            to: match recipient_name {
+                Some(username) => Target::User { username },
+                None => Target::Square,
+            },
+            ts: now,
+            body: msg.body.clone(),
+        },
+        recipient_id,
+        duplicate: false,
+    }
+}
+
+/// Stores messages in order, in as few statements as possible. A client message id already
+/// stored for its sender (earlier, or earlier in the same batch) yields the original message
+/// with `duplicate` set.
+pub async fn save_messages_in(
+    conn: &mut SqliteConnection,
+    msgs: &[&NewMessage],
+    now: i64,
+) -> StoreResult<Vec<StoredMessage>> {
+    let mut new_ids: HashMap<(UserId, String), MsgId> = HashMap::with_capacity(msgs.len());
+    for chunk in msgs.chunks(ROWS_PER_STATEMENT) {
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO messages (sender_id, sender_name, sender_guest, client_msg_id, conv_key, \
+             recipient_id, recipient_name, body, created_at) VALUES {values} \
+             ON CONFLICT (sender_id, client_msg_id) DO NOTHING RETURNING id, sender_id, client_msg_id"
+        );
+        let mut query = sqlx::query_as::<_, (i64, i64, String)>(&sql);
+        for msg in chunk {
+            let (conv_key, recipient_id, recipient_name) = recipient_parts(msg);
+            let body = serde_json::to_string(&msg.body).expect("MessageBody serialises to JSON");
+            query = query
+                .bind(msg.sender_id)
+                .bind(&msg.sender_name)
+                .bind(msg.sender_guest as i64)
+                .bind(&msg.client_msg_id)
+                .bind(conv_key)
+                .bind(recipient_id)
+                .bind(recipient_name)
+                .bind(body)
+                .bind(now);
+        }
+        for (id, sender, client_msg_id) in query.fetch_all(&mut *conn).await? {
+            new_ids.insert((sender, client_msg_id), id);
+        }
+    }
+    let mut out: Vec<StoredMessage> = Vec::with_capacity(msgs.len());
+    let mut first_in_batch: HashMap<(UserId, &str), usize> = HashMap::new();
+    for (index, msg) in msgs.iter().enumerate() {
+        let key = (msg.sender_id, msg.client_msg_id.as_str());
+        if let Some(&earlier) = first_in_batch.get(&key) {
+            // The same message twice in one batch (a quick resend): the first one counts.
+            let mut again = out[earlier].clone();
+            again.duplicate = true;
+            out.push(again);
+            continue;
+        }
+        first_in_batch.insert(key, index);
+        match new_ids.remove(&(msg.sender_id, msg.client_msg_id.clone())) {
+            Some(id) => out.push(stored_new(msg, id, now)),
+            None => out.push(existing_message_in(conn, msg).await?),
+        }
+    }
+    Ok(out)
+}
+
+async fn existing_message_in(
+    conn: &mut SqliteConnection,
+    msg: &NewMessage,
+) -> StoreResult<StoredMessage> {
     let row = sqlx::query(&format!(
         "SELECT {MESSAGE_COLUMNS}, recipient_id FROM messages WHERE sender_id = ? AND client_msg_id = ?"
     ))
@@ -705,38 +749,71 @@ pub async fn save_message_in(
     })
 }
 
-/// Marks messages delivered to `recipient`; returns those that were still pending.
+/// Marks private messages delivered for a batch of acks, each `(recipient, ids)`; returns, per
+/// ack, the messages that were still pending *for that recipient* (an id that is not addressed to
+/// the acking user is ignored, so nobody can fake a receipt).
 pub async fn mark_delivered_in(
     conn: &mut SqliteConnection,
-    recipient: UserId,
-    msg_ids: &[MsgId],
+    acks: &[(UserId, &[MsgId])],
     now: i64,
-) -> StoreResult<Vec<AckedMessage>> {
-    let mut acked = Vec::with_capacity(msg_ids.len());
-    // SQLite caps bound parameters; 500 per statement stays far below every limit.
-    for chunk in msg_ids.chunks(500) {
-        let placeholders = vec!["?"; chunk.len()].join(",");
+) -> StoreResult<Vec<Vec<AckedMessage>>> {
+    let mut claimed: HashMap<MsgId, usize> = HashMap::new();
+    let mut wanted: HashMap<MsgId, Vec<usize>> = HashMap::new();
+    for (job, (_, ids)) in acks.iter().enumerate() {
+        for id in *ids {
+            wanted.entry(*id).or_default().push(job);
+        }
+    }
+    let all: Vec<MsgId> = wanted.keys().copied().collect();
+    let mut valid: Vec<MsgId> = Vec::with_capacity(all.len());
+    for chunk in all.chunks(500) {
         let sql = format!(
-            "UPDATE messages SET delivered_at = ? WHERE recipient_id = ? AND delivered_at IS NULL \
-             AND id IN ({placeholders}) RETURNING id, sender_id, client_msg_id, recipient_name"
+            "SELECT id, recipient_id FROM messages WHERE delivered_at IS NULL AND id IN ({})",
+            vec!["?"; chunk.len()].join(",")
         );
-        let mut query = sqlx::query_as::<_, (i64, i64, String, String)>(&sql)
-            .bind(now)
-            .bind(recipient);
+        let mut query = sqlx::query_as::<_, (i64, Option<i64>)>(&sql);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        for (id, recipient) in query.fetch_all(&mut *conn).await? {
+            let owner = wanted.get(&id).and_then(|jobs| {
+                jobs.iter()
+                    .copied()
+                    .find(|&job| Some(acks[job].0) == recipient)
+            });
+            if let Some(job) = owner {
+                if claimed.insert(id, job).is_none() {
+                    valid.push(id);
+                }
+            }
+        }
+    }
+    let mut out: Vec<Vec<AckedMessage>> = vec![Vec::new(); acks.len()];
+    for chunk in valid.chunks(500) {
+        let sql = format!(
+            "UPDATE messages SET delivered_at = ? WHERE delivered_at IS NULL AND id IN ({}) \
+             RETURNING id, sender_id, client_msg_id, recipient_name",
+            vec!["?"; chunk.len()].join(",")
+        );
+        let mut query = sqlx::query_as::<_, (i64, i64, String, String)>(&sql).bind(now);
         for id in chunk {
             query = query.bind(id);
         }
         for (msg_id, sender_id, client_msg_id, recipient_name) in
             query.fetch_all(&mut *conn).await?
         {
-            acked.push(AckedMessage {
-                msg_id,
-                sender_id,
-                client_msg_id,
-                recipient_name,
-            });
+            if let Some(&job) = claimed.get(&msg_id) {
+                out[job].push(AckedMessage {
+                    msg_id,
+                    sender_id,
+                    client_msg_id,
+                    recipient_name,
+                });
+            }
         }
     }
-    acked.sort_by_key(|a| a.msg_id);
-    Ok(acked)
+    for acked in &mut out {
+        acked.sort_by_key(|a| a.msg_id);
+    }
+    Ok(out)
 }
