@@ -11,12 +11,15 @@ use futures::{SinkExt, StreamExt};
 use natter_proto::{decode_client, ErrorCode, Frame, FrameCodec, FrameError, ServerMessage};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio::time::{sleep_until, Instant};
+use std::pin::Pin;
+
+use tokio::time::Instant;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use crate::handlers::{self, auth, ConnState, Outgoing};
-use crate::hub::{Push, SESSION_QUEUE};
+use crate::hub::{Push, SessionControl, SESSION_QUEUE};
 use crate::Ctx;
 
 /// How long one write may block before the peer is considered gone.
@@ -116,18 +119,31 @@ where
     let mut tick = tokio::time::interval(heartbeat / 2);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::debug!(conn_id, %peer, "connected");
+    // Futures that live across iterations: re-creating a timer or a cancellation waiter on every
+    // wake-up showed up in profiles under load.
+    let shutdown = shutdown.cancelled();
+    tokio::pin!(shutdown);
+    let idle = tokio::time::sleep_until(last_rx + ctx.config.idle_timeout);
+    tokio::pin!(idle);
+    let mut kicked: Option<(Arc<SessionControl>, Pin<Box<WaitForCancellationFutureOwned>>)> = None;
 
     let exit = loop {
-        let control = state.session.as_ref().map(|s| s.control.clone());
-        let kicked = async move {
-            match control {
-                Some(c) => c.kicked().await,
+        let control = state.session.as_ref().map(|s| &s.control);
+        if control.map(Arc::as_ptr) != kicked.as_ref().map(|(c, _)| Arc::as_ptr(c)) {
+            kicked = control.map(|c| (c.clone(), Box::pin(c.kicked())));
+        }
+        let kick = async {
+            match kicked.as_mut() {
+                Some((control, waiter)) => {
+                    waiter.as_mut().await;
+                    control.reason()
+                }
                 None => std::future::pending().await,
             }
         };
         let result: Result<Option<Exit>, FrameError> = tokio::select! {
-            _ = shutdown.cancelled() => Ok(Some(Exit::Shutdown)),
-            reason = kicked => Ok(Some(Exit::Kicked(reason))),
+            _ = &mut shutdown => Ok(Some(Exit::Shutdown)),
+            reason = kick => Ok(Some(Exit::Kicked(reason))),
             frame = w.framed.next() => {
                 match frame {
                     None => Ok(Some(Exit::Closed)),
@@ -186,9 +202,15 @@ where
                 }
                 result.map(|_| None)
             }
-            _ = sleep_until(last_rx + ctx.config.idle_timeout) => {
-                tracing::info!(conn_id, %peer, "peer silent past the idle timeout; dropping it");
-                Ok(Some(Exit::Closed))
+            _ = &mut idle => {
+                let deadline = last_rx + ctx.config.idle_timeout;
+                if Instant::now() >= deadline {
+                    tracing::info!(conn_id, %peer, "peer silent past the idle timeout; dropping it");
+                    Ok(Some(Exit::Closed))
+                } else {
+                    idle.as_mut().reset(deadline);
+                    Ok(None)
+                }
             }
             _ = tick.tick() => {
                 if w.last_tx.elapsed() >= heartbeat {

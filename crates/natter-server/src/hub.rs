@@ -44,9 +44,13 @@ impl SessionControl {
         self.token.cancel();
     }
 
-    /// Resolves once the session is kicked; yields the reason.
-    pub async fn kicked(&self) -> &'static str {
-        self.token.cancelled().await;
+    /// A future that resolves once the session is kicked (see [`Self::reason`]).
+    pub fn kicked(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.token.clone().cancelled_owned()
+    }
+
+    /// Why the session was kicked.
+    pub fn reason(&self) -> &'static str {
         self.reason.get().copied().unwrap_or("kicked")
     }
 }

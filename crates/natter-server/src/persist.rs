@@ -98,7 +98,10 @@ async fn run(mut rx: mpsc::Receiver<Job>, store: Store, hub: Arc<Hub>, now: fn()
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let ts = now();
-        match commit(&store, &hub, &batch, ts).await {
+        let started = std::time::Instant::now();
+        let committed = commit(&store, &hub, &batch, ts).await;
+        tracing::debug!(jobs = batch.len(), micros = started.elapsed().as_micros() as u64, "batch committed");
+        match committed {
             Ok(results) => {
                 for (job, result) in batch.drain(..).zip(results) {
                     finish(&hub, job, result, ts);
