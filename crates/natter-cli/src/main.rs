@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use natter_core::{
-    Client, ClientConfig, ConnectionState, Event, LocalMessage, Registration, ServerAddr,
+    Client, ClientConfig, ClientError, ConnectionState, Event, LocalMessage, Registration,
+    ServerAddr,
 };
 use natter_proto::{PresenceScope, Target};
 use serde_json::json;
@@ -224,12 +225,24 @@ fn target(with: &str) -> Target {
     }
 }
 
-async fn login(cli: &Cli, client: &Client, out: &Out) -> Result<()> {
+/// Logs in. With `offline_ok`, a registered user whose server is unreachable carries on with
+/// the local store alone (what they send waits in the outbox for the next run).
+async fn login(cli: &Cli, client: &Client, out: &Out, offline_ok: bool) -> Result<()> {
     let info = match (&cli.user, &cli.guest) {
         (Some(user), _) => {
             // Open the local store first so a message queued while the server is down can wait.
             client.open_local(user).await?;
-            client.resume_saved(user, cli.password.as_deref()).await
+            match client.resume_saved(user, cli.password.as_deref()).await {
+                Err(ClientError::Io(_) | ClientError::Offline | ClientError::Timeout)
+                    if offline_ok =>
+                {
+                    out.print(json!({"event": "offline", "username": user}), || {
+                        "-- the server is unreachable; working offline".to_owned()
+                    });
+                    return Ok(());
+                }
+                other => other,
+            }
         }
         (None, Some(guest)) => client.guest_login(guest).await,
         (None, None) => bail!("this command needs --user NAME (with --password) or --guest NAME"),
@@ -252,7 +265,12 @@ async fn login(cli: &Cli, client: &Client, out: &Out) -> Result<()> {
 async fn send_and_wait(client: &Client, out: &Out, to: Target, text: &str) -> Result<()> {
     let mut events = client.events();
     let queued = client.send_text(to, text).await?;
-    let deadline = tokio::time::sleep(Duration::from_secs(10));
+    let wait = if client.connection_state() == ConnectionState::Online {
+        10
+    } else {
+        0
+    };
+    let deadline = tokio::time::sleep(Duration::from_secs(wait));
     tokio::pin!(deadline);
     loop {
         tokio::select! {
@@ -376,6 +394,7 @@ async fn main() -> Result<()> {
         client.accept_certificate(fp)?;
     }
     let result = run(&cli, &client, &out).await;
+    drain_outbox(&client).await;
     client.shutdown().await;
     if let Err(e) = &result {
         if let Some(natter_core::ClientError::CertificateChanged { actual, .. }) = e.downcast_ref()
@@ -388,6 +407,20 @@ async fn main() -> Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// Gives messages that a login just flushed from the outbox a moment to be stored by the server
+/// before the process exits (they would go with the next run otherwise, never twice).
+async fn drain_outbox(client: &Client) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while client.connection_state() == ConnectionState::Online
+        && tokio::time::Instant::now() < deadline
+    {
+        match client.outbox_len().await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
 }
 
 async fn run(cli: &Cli, client: &Client, out: &Out) -> Result<()> {
@@ -426,16 +459,16 @@ async fn run(cli: &Cli, client: &Client, out: &Out) -> Result<()> {
             );
         }
         Command::Send { to, text } => {
-            login(cli, client, out).await?;
+            login(cli, client, out, true).await?;
             send_and_wait(client, out, target(to), text).await?;
         }
         Command::Say { text } => {
-            login(cli, client, out).await?;
+            login(cli, client, out, true).await?;
             send_and_wait(client, out, Target::Square, text).await?;
         }
         Command::Follow { for_secs } => {
             let mut events = client.events();
-            login(cli, client, out).await?;
+            login(cli, client, out, false).await?;
             let stop = async {
                 match for_secs {
                     Some(s) => tokio::time::sleep(Duration::from_secs(*s)).await,
@@ -458,7 +491,7 @@ async fn run(cli: &Cli, client: &Client, out: &Out) -> Result<()> {
         }
         Command::Shell => {
             let mut events = client.events();
-            login(cli, client, out).await?;
+            login(cli, client, out, false).await?;
             let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
             loop {
                 tokio::select! {
@@ -479,7 +512,7 @@ async fn run(cli: &Cli, client: &Client, out: &Out) -> Result<()> {
             }
         }
         simple => {
-            login(cli, client, out).await?;
+            login(cli, client, out, false).await?;
             let words: Vec<String> = match simple {
                 Command::Online => vec!["online".into()],
                 Command::Friends => vec!["friends".into()],

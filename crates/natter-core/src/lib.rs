@@ -573,6 +573,11 @@ impl Client {
         Ok(message)
     }
 
+    /// How many messages wait in the outbox (sent once the server has stored them).
+    pub async fn outbox_len(&self) -> Result<usize, ClientError> {
+        Ok(self.local_store()?.outbox().await?.len())
+    }
+
     /// Sends a failed message again.
     pub async fn retry(&self, client_msg_id: &str) -> Result<(), ClientError> {
         let store = self.local_store()?;
