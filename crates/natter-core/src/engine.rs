@@ -91,6 +91,8 @@ pub struct EngineConfig {
 }
 
 enum Pending {
+    /// The connection's `hello`: without an answer the connection is useless.
+    Hello,
     User(Reply),
     Login {
         credentials: Option<Credentials>,
@@ -273,10 +275,7 @@ impl Engine {
                 };
                 self.pending.insert(
                     id,
-                    (
-                        Pending::Heartbeat,
-                        Instant::now() + self.config.request_timeout,
-                    ),
+                    (Pending::Hello, Instant::now() + self.config.request_timeout),
                 );
                 self.write(hello).await;
             }
@@ -312,6 +311,12 @@ impl Engine {
             tracing::info!(why, "connection lost");
         }
         self.in_flight.clear();
+        if self.session.is_none() {
+            // Nothing will dial again on its own: whoever waited for this connection hears now.
+            for command in std::mem::take(&mut self.waiting) {
+                fail_command(command, ClientError::Offline);
+            }
+        }
         let pending: Vec<_> = self.pending.drain().collect();
         for (_, (p, _)) in pending {
             match p {
@@ -597,6 +602,10 @@ impl Engine {
             (Pending::Outbox { client_msg_id }, reply) => {
                 self.outbox_reply(&client_msg_id, reply).await
             }
+            (Pending::Hello, other) => {
+                tracing::warn!(?other, "the server refused hello");
+                self.drop_connection("hello refused");
+            }
             (Pending::Ack | Pending::Heartbeat, _) => {}
             (Pending::User(reply), message) => {
                 let result = match message {
@@ -690,8 +699,10 @@ impl Engine {
                 ..
             } => {
                 if let Some(store) = store {
-                    if let Err(e) = store.mark_delivered(&client_msg_id).await {
-                        tracing::warn!(error = %e, "cannot record a receipt");
+                    match store.mark_delivered(&client_msg_id).await {
+                        // Acked once recorded: the server repeats unacked receipts at login.
+                        Ok(_) => self.to_ack.push(msg_id),
+                        Err(e) => tracing::warn!(error = %e, "cannot record a receipt"),
                     }
                 }
                 self.emit(Event::Delivered {
@@ -823,6 +834,15 @@ impl Engine {
             .collect();
         for id in expired {
             if let Some((pending, _)) = self.pending.remove(&id) {
+                if matches!(pending, Pending::Hello) {
+                    // A server that accepts the socket but never answers: give up on this
+                    // connection, fail what waited for it, and (with a session) dial again.
+                    for command in std::mem::take(&mut self.waiting) {
+                        fail_command(command, ClientError::Timeout);
+                    }
+                    self.drop_connection("no answer to hello");
+                    continue;
+                }
                 if let Pending::Outbox { client_msg_id } = &pending {
                     self.in_flight.remove(client_msg_id);
                     self.outbox_retry = true;

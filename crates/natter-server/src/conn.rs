@@ -9,14 +9,14 @@ use bytes::Bytes;
 use futures::stream::FuturesOrdered;
 use futures::{SinkExt, StreamExt};
 use natter_proto::{decode_client, ErrorCode, Frame, FrameCodec, FrameError, ServerMessage};
+use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use std::pin::Pin;
 
 use tokio::time::Instant;
-use tokio_util::sync::WaitForCancellationFutureOwned;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::handlers::{self, auth, ConnState, Outgoing};
 use crate::hub::{Push, SessionControl, SESSION_QUEUE};
@@ -125,7 +125,10 @@ where
     tokio::pin!(shutdown);
     let idle = tokio::time::sleep_until(last_rx + ctx.config.idle_timeout);
     tokio::pin!(idle);
-    let mut kicked: Option<(Arc<SessionControl>, Pin<Box<WaitForCancellationFutureOwned>>)> = None;
+    let mut kicked: Option<(
+        Arc<SessionControl>,
+        Pin<Box<WaitForCancellationFutureOwned>>,
+    )> = None;
 
     let exit = loop {
         let control = state.session.as_ref().map(|s| &s.control);

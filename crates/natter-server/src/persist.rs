@@ -99,8 +99,12 @@ async fn run(mut rx: mpsc::Receiver<Job>, store: Store, hub: Arc<Hub>, now: fn()
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let ts = now();
         let started = std::time::Instant::now();
-        let committed = commit(&store, &hub, &batch, ts).await;
-        tracing::debug!(jobs = batch.len(), micros = started.elapsed().as_micros() as u64, "batch committed");
+        let committed = commit(&store, &batch, ts).await;
+        tracing::debug!(
+            jobs = batch.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "batch committed"
+        );
         match committed {
             Ok(results) => {
                 for (job, result) in batch.drain(..).zip(results) {
@@ -119,7 +123,7 @@ async fn run(mut rx: mpsc::Receiver<Job>, store: Store, hub: Arc<Hub>, now: fn()
     }
 }
 
-async fn commit(store: &Store, hub: &Hub, batch: &[Job], ts: i64) -> StoreResult<Vec<Done>> {
+async fn commit(store: &Store, batch: &[Job], ts: i64) -> StoreResult<Vec<Done>> {
     let saves: Vec<&NewMessage> = batch
         .iter()
         .filter_map(|job| match job {
@@ -153,16 +157,9 @@ async fn commit(store: &Store, hub: &Hub, batch: &[Job], ts: i64) -> StoreResult
                 results.push(Done::Saved(Box::new(saved)));
             }
             Job::Ack { .. } => {
-                let acked = acked.next().unwrap_or_default();
-                // A sender who is offline gets the receipt at their next login.
-                for a in &acked {
-                    if !hub.is_online(a.sender_id) {
-                        let notice = serde_json::to_string(&receipt(a, ts))
-                            .expect("ServerMessage serialises to JSON");
-                        store::add_notice_in(&mut tx, a.sender_id, &notice, ts).await?;
-                    }
-                }
-                results.push(Done::Acked(acked));
+                // Receipts are pushed after the commit; a sender who is offline, or whose
+                // connection silently died, gets them again at the next login until acked.
+                results.push(Done::Acked(acked.next().unwrap_or_default()));
             }
         }
     }
@@ -199,7 +196,6 @@ fn finish(hub: &Hub, job: Job, result: Done, ts: i64) {
         }
         (Job::Ack { reply, .. }, Done::Acked(acked)) => {
             for a in &acked {
-                // Offline senders already got a notice inside the transaction.
                 hub.push_to(a.sender_id, &receipt(a, ts));
             }
             let _ = reply.send(Ok(()));

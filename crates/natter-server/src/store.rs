@@ -218,7 +218,9 @@ impl Store {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("../../migrations/server").run(&write).await?;
+        sqlx::migrate!("../../migrations/server")
+            .run(&write)
+            .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -613,6 +615,23 @@ impl Store {
         Ok(out)
     }
 
+    /// Receipts owed to `user`: their private messages that were delivered and whose receipt
+    /// they have not acked yet, oldest first, as `(msg_id, client_msg_id, recipient, delivered_at)`.
+    pub async fn pending_receipts(
+        &self,
+        user: UserId,
+    ) -> StoreResult<Vec<(MsgId, String, String, i64)>> {
+        let rows = sqlx::query_as::<_, (i64, String, String, i64)>(
+            "SELECT id, client_msg_id, recipient_name, delivered_at FROM messages \
+             WHERE sender_id = ? AND delivered_at IS NOT NULL AND receipt_seen = 0 \
+             AND recipient_id IS NOT NULL ORDER BY id",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
     /// A page of a conversation, older than `before`, ascending; and whether more exist.
     pub async fn history(
         &self,
@@ -765,9 +784,10 @@ async fn existing_message_in(
     })
 }
 
-/// Marks private messages delivered for a batch of acks, each `(recipient, ids)`; returns, per
-/// ack, the messages that were still pending *for that recipient* (an id that is not addressed to
-/// the acking user is ignored, so nobody can fake a receipt).
+/// Applies a batch of acks, each `(user, ids)`. An id of a private message addressed to that user
+/// and not yet delivered is marked delivered and returned (its sender is owed a receipt). An id
+/// of the user's own message that was delivered acknowledges its receipt, which then stops being
+/// pushed. Any other id is ignored, so nobody can fake a delivery or silence someone's receipt.
 pub async fn mark_delivered_in(
     conn: &mut SqliteConnection,
     acks: &[(UserId, &[MsgId])],
@@ -782,27 +802,44 @@ pub async fn mark_delivered_in(
     }
     let all: Vec<MsgId> = wanted.keys().copied().collect();
     let mut valid: Vec<MsgId> = Vec::with_capacity(all.len());
+    let mut receipts_seen: Vec<MsgId> = Vec::new();
     for chunk in all.chunks(500) {
         let sql = format!(
-            "SELECT id, recipient_id FROM messages WHERE delivered_at IS NULL AND id IN ({})",
+            "SELECT id, sender_id, recipient_id, delivered_at IS NULL FROM messages \
+             WHERE recipient_id IS NOT NULL AND id IN ({})",
             vec!["?"; chunk.len()].join(",")
         );
-        let mut query = sqlx::query_as::<_, (i64, Option<i64>)>(&sql);
+        let mut query = sqlx::query_as::<_, (i64, i64, Option<i64>, bool)>(&sql);
         for id in chunk {
             query = query.bind(id);
         }
-        for (id, recipient) in query.fetch_all(&mut *conn).await? {
-            let owner = wanted.get(&id).and_then(|jobs| {
-                jobs.iter()
-                    .copied()
-                    .find(|&job| Some(acks[job].0) == recipient)
-            });
-            if let Some(job) = owner {
-                if claimed.insert(id, job).is_none() {
-                    valid.push(id);
+        for (id, sender, recipient, pending) in query.fetch_all(&mut *conn).await? {
+            let by = |user: Option<i64>| {
+                wanted
+                    .get(&id)
+                    .and_then(|jobs| jobs.iter().copied().find(|&job| Some(acks[job].0) == user))
+            };
+            if pending {
+                if let Some(job) = by(recipient) {
+                    if claimed.insert(id, job).is_none() {
+                        valid.push(id);
+                    }
                 }
+            } else if by(Some(sender)).is_some() {
+                receipts_seen.push(id);
             }
         }
+    }
+    for chunk in receipts_seen.chunks(500) {
+        let sql = format!(
+            "UPDATE messages SET receipt_seen = 1 WHERE id IN ({})",
+            vec!["?"; chunk.len()].join(",")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        query.execute(&mut *conn).await?;
     }
     let mut out: Vec<Vec<AckedMessage>> = vec![Vec::new(); acks.len()];
     for chunk in valid.chunks(500) {

@@ -367,6 +367,14 @@ async fn establish(
     for notice in ctx.store.take_notices(user.id).await? {
         out.push(Outgoing::Raw(Bytes::from(notice)));
     }
+    for (msg_id, client_msg_id, to, ts) in ctx.store.pending_receipts(user.id).await? {
+        out.push(Outgoing::Message(ServerMessage::Receipt {
+            msg_id,
+            client_msg_id,
+            to,
+            ts,
+        }));
+    }
     for message in ctx.store.undelivered_for(user.id).await? {
         out.push(Outgoing::Private(message));
     }
