@@ -499,21 +499,17 @@ impl Engine {
                 }
                 self.greeted().await;
             }
-            (
-                Pending::Login { credentials, reply },
-                ServerMessage::LoginOk {
-                    id,
+            (Pending::Login { credentials, reply }, login @ ServerMessage::LoginOk { .. }) => {
+                let ServerMessage::LoginOk {
                     token,
                     profile,
-                    online,
-                    online_count,
                     friends,
-                    incoming_requests,
-                    outgoing_requests,
-                    resumed,
-                },
-            ) => {
-                let opened = self.logged_in(&profile.username, &token, credentials).await;
+                    ..
+                } = &login
+                else {
+                    unreachable!("matched LoginOk above");
+                };
+                let opened = self.logged_in(&profile.username, token, credentials).await;
                 if let Err(e) = opened {
                     tracing::error!(error = %e, "cannot open the local store");
                     if let Some(reply) = reply {
@@ -522,21 +518,10 @@ impl Engine {
                     return;
                 }
                 if let Some(store) = self.store() {
-                    if let Err(e) = store.save_friends(&friends).await {
+                    if let Err(e) = store.save_friends(friends).await {
                         tracing::warn!(error = %e, "cannot cache friends");
                     }
                 }
-                let login = ServerMessage::LoginOk {
-                    id,
-                    token,
-                    profile,
-                    online,
-                    online_count,
-                    friends,
-                    incoming_requests,
-                    outgoing_requests,
-                    resumed,
-                };
                 self.emit(Event::LoggedIn(Box::new(login.clone())));
                 if let Some(reply) = reply {
                     let _ = reply.send(Ok(login));

@@ -467,15 +467,7 @@ impl Client {
         motto: Option<String>,
         phone: Option<String>,
     ) -> Result<Profile, ClientError> {
-        if let Some(v) = &nickname {
-            validate::nickname(v)?;
-        }
-        if let Some(v) = &motto {
-            validate::motto(v)?;
-        }
-        if let Some(v) = &phone {
-            validate::phone(v)?;
-        }
+        validate::profile_edit(nickname.as_deref(), motto.as_deref(), phone.as_deref())?;
         match self
             .request(ClientMessage::UpdateProfile {
                 id: id(),

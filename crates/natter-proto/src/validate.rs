@@ -127,6 +127,18 @@ pub fn phone(value: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// The optional profile fields of an edit: each one that is present must pass its rule.
+pub fn profile_edit(
+    nickname: Option<&str>,
+    motto: Option<&str>,
+    phone: Option<&str>,
+) -> Result<(), Invalid> {
+    nickname.map(self::nickname).transpose()?;
+    motto.map(self::motto).transpose()?;
+    phone.map(self::phone).transpose()?;
+    Ok(())
+}
+
 /// Friend-request note: up to 256 characters.
 pub fn friend_note(value: &str) -> Result<(), Invalid> {
     bounded_text("friend request message", value, FRIEND_NOTE_MAX)

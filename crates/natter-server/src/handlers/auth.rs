@@ -10,7 +10,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use base64::Engine;
 use bytes::Bytes;
-use natter_proto::{validate, ErrorCode, Friend, OnlineUser, PresenceScope, ServerMessage};
+use natter_proto::{validate, ErrorCode, OnlineUser, PresenceScope, ServerMessage};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -342,16 +342,7 @@ async fn establish(
             ctx.hub.online_users(Some(&ids))
         }
     };
-    let friends = friends
-        .into_iter()
-        .map(|f| Friend {
-            online: ctx.hub.is_online(f.id),
-            username: f.username,
-            nickname: f.nickname,
-            motto: f.motto,
-            is_guest: f.is_guest,
-        })
-        .collect();
+    let friends = super::friends::with_presence(ctx, friends);
     let requests = ctx.store.pending_requests(user.id).await?;
     let mut out = vec![Outgoing::Message(ServerMessage::LoginOk {
         id: id.to_owned(),
@@ -452,15 +443,7 @@ pub async fn update_profile(
     phone: Option<String>,
 ) -> Handled {
     let user_id = session(state)?.user_id;
-    if let Some(v) = &nickname {
-        validate::nickname(v)?;
-    }
-    if let Some(v) = &motto {
-        validate::motto(v)?;
-    }
-    if let Some(v) = &phone {
-        validate::phone(v)?;
-    }
+    validate::profile_edit(nickname.as_deref(), motto.as_deref(), phone.as_deref())?;
     ctx.store
         .update_profile(
             user_id,

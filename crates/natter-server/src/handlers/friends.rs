@@ -6,7 +6,7 @@
 use natter_proto::{validate, ErrorCode, Friend, FriendRequestInfo, ServerMessage};
 
 use super::{session, ConnState, Handled, Outcome, Refusal};
-use crate::store::{UserId, UserRecord};
+use crate::store::{FriendRecord, UserId, UserRecord};
 use crate::Ctx;
 
 async fn other_user(ctx: &Ctx, me: UserId, username: &str) -> Result<UserRecord, Refusal> {
@@ -27,6 +27,20 @@ fn as_friend(ctx: &Ctx, user: &UserRecord) -> Friend {
         is_guest: user.is_guest,
         online: ctx.hub.is_online(user.id),
     }
+}
+
+/// Friend rows as the protocol shows them, with their current presence.
+pub fn with_presence(ctx: &Ctx, friends: Vec<FriendRecord>) -> Vec<Friend> {
+    friends
+        .into_iter()
+        .map(|f| Friend {
+            online: ctx.hub.is_online(f.id),
+            username: f.username,
+            nickname: f.nickname,
+            motto: f.motto,
+            is_guest: f.is_guest,
+        })
+        .collect()
 }
 
 /// Pushes to a user now, or queues the push for their next login.
@@ -164,19 +178,7 @@ pub async fn delete(ctx: &Ctx, state: &ConnState, id: &str, username: &str) -> H
 /// `friend_list` → `friend_list_reply`.
 pub async fn list(ctx: &Ctx, state: &ConnState, id: &str) -> Handled {
     let me = session(state)?.user_id;
-    let friends = ctx
-        .store
-        .friends(me)
-        .await?
-        .into_iter()
-        .map(|f| Friend {
-            online: ctx.hub.is_online(f.id),
-            username: f.username,
-            nickname: f.nickname,
-            motto: f.motto,
-            is_guest: f.is_guest,
-        })
-        .collect();
+    let friends = with_presence(ctx, ctx.store.friends(me).await?);
     let requests = ctx.store.pending_requests(me).await?;
     Ok(Outcome::reply(ServerMessage::FriendListReply {
         id: id.to_owned(),
