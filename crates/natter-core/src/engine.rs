@@ -573,8 +573,10 @@ impl Engine {
                         )
                         .await;
                     }
-                    (ErrorCode::RateLimited, _) => {
-                        self.drop_connection("rate limited while logging in again")
+                    // Transient on the server's side: a fresh connection, later, may work. The
+                    // same connection may not: the server can already count the session there.
+                    (ErrorCode::RateLimited | ErrorCode::Internal | ErrorCode::ServerBusy, _) => {
+                        self.drop_connection("the server could not restore the session yet")
                     }
                     _ => {
                         tracing::warn!(error = %error, "the session could not be restored");

@@ -72,7 +72,8 @@ pub enum Event {
         /// Server's text.
         message: String,
     },
-    /// The recipient's device has an outgoing message.
+    /// The recipient's device has an outgoing message. The server repeats a receipt until it is
+    /// acked, so this can come more than once for one message; the store's state does not change.
     Delivered {
         /// Sender's id of the message.
         client_msg_id: String,

@@ -377,16 +377,20 @@ pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
 /// (`cargo test -p natter-e2e` alone would not rebuild it).
 pub fn server_binary() -> Result<PathBuf> {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| locate_server_binary().map_err(|e| format!("{e:#}")))
-        .clone()
-        .map_err(|e| anyhow!(e))
+    BIN.get_or_init(|| {
+        workspace_binary("natter-server", "NATTER_SERVER_BIN").map_err(|e| format!("{e:#}"))
+    })
+    .clone()
+    .map_err(|e| anyhow!(e))
 }
 
-fn locate_server_binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("NATTER_SERVER_BIN") {
+/// A binary of this workspace (package and binary share the name `package`): `$env_var` if
+/// set, else built next to this test executable.
+pub fn workspace_binary(package: &str, env_var: &str) -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(env_var) {
         let path = PathBuf::from(path);
         if !path.is_file() {
-            bail!("NATTER_SERVER_BIN={} is not a file", path.display());
+            bail!("{env_var}={} is not a file", path.display());
         }
         return Ok(path);
     }
@@ -399,7 +403,7 @@ fn locate_server_binary() -> Result<PathBuf> {
     let target_dir = profile_dir
         .parent()
         .ok_or_else(|| anyhow!("cannot derive the target directory from {}", exe.display()))?;
-    let bin = profile_dir.join(format!("natter-server{}", std::env::consts::EXE_SUFFIX));
+    let bin = profile_dir.join(format!("{package}{}", std::env::consts::EXE_SUFFIX));
     let skip_build = std::env::var_os("NATTER_E2E_NO_BUILD").is_some();
     if skip_build && bin.is_file() {
         return Ok(bin);
@@ -429,14 +433,7 @@ fn locate_server_binary() -> Result<PathBuf> {
         }
     }
     cmd.current_dir(workspace)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "natter-server",
-            "--bin",
-            "natter-server",
-        ])
+        .args(["build", "--quiet", "-p", package, "--bin", package])
         .arg("--target-dir")
         .arg(target_dir);
     match profile_dir.file_name().and_then(|n| n.to_str()) {
@@ -450,17 +447,17 @@ fn locate_server_binary() -> Result<PathBuf> {
     }
     let output = cmd
         .output()
-        .with_context(|| format!("while running `{cmd:?}` to build natter-server"))?;
+        .with_context(|| format!("while running `{cmd:?}` to build {package}"))?;
     if !output.status.success() {
         bail!(
-            "could not build natter-server (`{cmd:?}` exited with {}):\n{}",
+            "could not build {package} (`{cmd:?}` exited with {}):\n{}",
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
     }
     if !bin.is_file() {
         bail!(
-            "cargo built natter-server, but there is no binary at {}",
+            "cargo built {package}, but there is no binary at {}",
             bin.display()
         );
     }

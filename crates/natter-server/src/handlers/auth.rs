@@ -318,42 +318,85 @@ async fn establish(
         tx: state.push_tx.clone(),
         control: control.clone(),
     });
-    if took_over {
-        // The newest login wins; the older device's token stops working.
-        ctx.store
-            .delete_other_sessions(user.id, &token_hash)
-            .await?;
-    }
     state.session = Some(Session {
         user_id: user.id,
         username: user.username.clone(),
         is_guest: user.is_guest,
-        token_hash,
+        token_hash: token_hash.clone(),
         control,
     });
-    ctx.store.touch_user(user.id, (ctx.clock)()).await?;
-    tracing::info!(user = %user.username, guest = user.is_guest, resumed, "logged in");
+    let opening = Opening {
+        id,
+        user: &user,
+        friends,
+        friend_ids,
+        token,
+        token_hash: &token_hash,
+        took_over,
+        resumed,
+    };
+    match open_session(ctx, state.scope, opening).await {
+        Ok(out) => {
+            tracing::info!(user = %user.username, guest = user.is_guest, resumed, "logged in");
+            Ok(Outcome {
+                out,
+                ..Outcome::default()
+            })
+        }
+        Err(refusal) => {
+            // The client hears `error`, so the server must not keep it logged in either.
+            end_session(ctx, state, false).await;
+            Err(refusal)
+        }
+    }
+}
 
-    let online = match state.scope {
+/// What [`open_session`] needs to know about a login in progress.
+struct Opening<'a> {
+    id: &'a str,
+    user: &'a UserRecord,
+    friends: Vec<crate::store::FriendRecord>,
+    friend_ids: HashSet<crate::store::UserId>,
+    token: String,
+    token_hash: &'a [u8],
+    took_over: bool,
+    resumed: bool,
+}
+
+/// The fallible part of a login, after the hub knows the session: `login_ok`, then what waited.
+async fn open_session(
+    ctx: &Ctx,
+    scope: PresenceScope,
+    o: Opening<'_>,
+) -> Result<Vec<Outgoing>, Refusal> {
+    let user = o.user;
+    if o.took_over {
+        // The newest login wins; the older device's token stops working.
+        ctx.store
+            .delete_other_sessions(user.id, o.token_hash)
+            .await?;
+    }
+    ctx.store.touch_user(user.id, (ctx.clock)()).await?;
+    let online = match scope {
         PresenceScope::All => ctx.hub.online_users(None),
         PresenceScope::Friends => {
-            let mut ids = friend_ids;
+            let mut ids = o.friend_ids;
             ids.insert(user.id);
             ctx.hub.online_users(Some(&ids))
         }
     };
-    let friends = super::friends::with_presence(ctx, friends);
+    let friends = super::friends::with_presence(ctx, o.friends);
     let requests = ctx.store.pending_requests(user.id).await?;
     let mut out = vec![Outgoing::Message(ServerMessage::LoginOk {
-        id: id.to_owned(),
-        token,
+        id: o.id.to_owned(),
+        token: o.token,
         profile: user.own_profile(),
         online,
         online_count: ctx.hub.online_count() as u64,
         friends,
         incoming_requests: requests.incoming,
         outgoing_requests: requests.outgoing,
-        resumed,
+        resumed: o.resumed,
     })];
     for notice in ctx.store.take_notices(user.id).await? {
         out.push(Outgoing::Raw(Bytes::from(notice)));
@@ -369,10 +412,7 @@ async fn establish(
     for message in ctx.store.undelivered_for(user.id).await? {
         out.push(Outgoing::Private(message));
     }
-    Ok(Outcome {
-        out,
-        ..Outcome::default()
-    })
+    Ok(out)
 }
 
 /// Ends the connection's session (logout, erase, disconnect). Guests' accounts go with it when
