@@ -9,6 +9,7 @@
 
 mod engine;
 pub mod error;
+pub mod search;
 pub mod store;
 pub mod transport;
 
@@ -25,7 +26,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 pub use engine::EngineConfig;
 use engine::{Command, Credentials, Engine};
 pub use error::ClientError;
-pub use store::{LocalMessage, MessageState};
+pub use store::{LocalMessage, MessageState, SearchHit};
 pub use transport::{PinStore, ServerAddr};
 
 /// Most message ids per `ack`.
@@ -577,6 +578,15 @@ impl Client {
         store.retry(client_msg_id, now_ms()).await?;
         let _ = self.commands.send(Command::FlushOutbox).await;
         Ok(())
+    }
+
+    /// Searches local history across every conversation, newest first; Chinese and English,
+    /// terms of any length, case- and accent-insensitive. Works offline.
+    pub async fn search(&self, query: &str, limit: u32) -> Result<Vec<SearchHit>, ClientError> {
+        Ok(self
+            .local_store()?
+            .search(query, limit.clamp(1, 500))
+            .await?)
     }
 
     /// Local history only: answers at once, offline too.

@@ -6,6 +6,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use natter_proto::{ChatMessage, Friend, MessageBody, MsgId, Target};
+
+use crate::search::{searchable_text, space_cjk, SearchPlan};
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -101,6 +103,38 @@ pub fn conv_key(me: &str, message_from: &str, to: &Target) -> String {
     }
 }
 
+/// Bumped when the way text is indexed changes; stores re-index themselves on open.
+const SEARCH_INDEX_VERSION: &str = "1";
+
+/// A search result: the message and the conversation to open to show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// The message (its text is the context to show).
+    pub message: LocalMessage,
+    /// The square, or the other participant.
+    pub with: Target,
+}
+
+/// Adds one message to both search indexes.
+async fn index_in(
+    conn: &mut sqlx::SqliteConnection,
+    local_id: i64,
+    body: &MessageBody,
+) -> StoreResult<()> {
+    let text = searchable_text(body);
+    sqlx::query("INSERT INTO search_tri (rowid, text) VALUES (?, ?)")
+        .bind(local_id)
+        .bind(text)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("INSERT INTO search_word (rowid, text) VALUES (?, ?)")
+        .bind(local_id)
+        .bind(space_cjk(text))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Conversation key of a history request.
 pub fn conv_of(with: &Target) -> String {
     match with {
@@ -164,10 +198,14 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("../../migrations/client").run(&pool).await?;
-        Ok(Self {
+        let store = Self {
             pool,
             me: me.to_owned(),
-        })
+        };
+        if store.get("search_index").await?.as_deref() != Some(SEARCH_INDEX_VERSION) {
+            store.reindex().await?;
+        }
+        Ok(store)
     }
 
     /// Whose store this is.
@@ -216,7 +254,7 @@ impl Store {
             Target::Square => None,
             Target::User { username } => Some(username.clone()),
         };
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO messages (client_msg_id, conv, sender, sender_guest, recipient, body, ts, state) \
              VALUES (?, ?, ?, 0, ?, ?, ?, 'sending')",
         )
@@ -228,6 +266,7 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        index_in(&mut tx, inserted.last_insert_rowid(), &entry.body).await?;
         sqlx::query(
             "INSERT INTO outbox (client_msg_id, target, body, created_at) VALUES (?, ?, ?, ?)",
         )
@@ -361,6 +400,7 @@ impl Store {
             Target::Square => None,
             Target::User { username } => Some(username.clone()),
         };
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "INSERT INTO messages (msg_id, client_msg_id, conv, sender, sender_guest, recipient, body, ts, state) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -374,9 +414,108 @@ impl Store {
         .bind(json(&message.body))
         .bind(message.ts)
         .bind(if mine { "sent" } else { "received" })
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        let is_new = done.rows_affected() > 0;
+        if is_new {
+            index_in(&mut tx, done.last_insert_rowid(), &message.body).await?;
+        }
+        tx.commit().await?;
+        Ok(is_new)
+    }
+
+    /// Messages matching `query` across all conversations, newest first (see [`SearchPlan`]):
+    /// every whitespace-separated term must match, Chinese or English, of any length.
+    pub async fn search(&self, query: &str, limit: u32) -> StoreResult<Vec<SearchHit>> {
+        let Some(plan) = SearchPlan::new(query) else {
+            return Ok(Vec::new());
+        };
+        let ids: Vec<(i64,)> = match (&plan.trigram, &plan.word) {
+            (Some(tri), Some(word)) => {
+                sqlx::query_as(
+                    "SELECT rowid FROM search_tri WHERE search_tri MATCH ? AND rowid IN \
+                     (SELECT rowid FROM search_word WHERE search_word MATCH ?) \
+                     ORDER BY rowid DESC LIMIT ?",
+                )
+                .bind(tri)
+                .bind(word)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            (Some(expr), None) | (None, Some(expr)) => {
+                let table = if plan.trigram.is_some() {
+                    "search_tri"
+                } else {
+                    "search_word"
+                };
+                sqlx::query_as(&format!(
+                    "SELECT rowid FROM {table} WHERE {table} MATCH ? ORDER BY rowid DESC LIMIT ?"
+                ))
+                .bind(expr)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            (None, None) => Vec::new(),
+        };
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages WHERE local_id IN ({}) ORDER BY local_id DESC",
+            vec!["?"; ids.len()].join(",")
+        );
+        let mut q = sqlx::query(&sql);
+        for (id,) in &ids {
+            q = q.bind(id);
+        }
+        let mut hits = Vec::with_capacity(ids.len());
+        for row in q.fetch_all(&self.pool).await? {
+            if let Some(message) = from_row(&row)? {
+                let with = match &message.to {
+                    Target::Square => Target::Square,
+                    Target::User { username } if message.from.eq_ignore_ascii_case(&self.me) => {
+                        Target::User {
+                            username: username.clone(),
+                        }
+                    }
+                    Target::User { .. } => Target::User {
+                        username: message.from.clone(),
+                    },
+                };
+                hits.push(SearchHit { message, with });
+            }
+        }
+        Ok(hits)
+    }
+
+    /// Rebuilds both search indexes from the messages table (after the index format changed).
+    async fn reindex(&self) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM search_tri")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM search_word")
+            .execute(&mut *tx)
+            .await?;
+        let rows = sqlx::query_as::<_, (i64, String)>("SELECT local_id, body FROM messages")
+            .fetch_all(&mut *tx)
+            .await?;
+        for (local_id, body) in rows {
+            if let Ok(body) = serde_json::from_str::<MessageBody>(&body) {
+                index_in(&mut tx, local_id, &body).await?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO kv (key, value) VALUES ('search_index', ?) \
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(SEARCH_INDEX_VERSION)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// A page of local history, oldest first: messages with a server id below `before` (all if
