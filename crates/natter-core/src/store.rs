@@ -395,33 +395,42 @@ impl Store {
 
     /// Stores a message from the server (push or history); false if it was already here.
     pub async fn save_incoming(&self, message: &ChatMessage) -> StoreResult<bool> {
-        let mine = message.from.eq_ignore_ascii_case(&self.me);
-        let recipient = match &message.to {
-            Target::Square => None,
-            Target::User { username } => Some(username.clone()),
-        };
+        Ok(self.import(std::slice::from_ref(message)).await? == 1)
+    }
+
+    /// Stores many messages from the server in one transaction (history imports, benchmarks);
+    /// returns how many were new.
+    pub async fn import(&self, messages: &[ChatMessage]) -> StoreResult<usize> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "INSERT INTO messages (msg_id, client_msg_id, conv, sender, sender_guest, recipient, body, ts, state) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(message.msg_id)
-        .bind(&message.client_msg_id)
-        .bind(conv_key(&self.me, &message.from, &message.to))
-        .bind(&message.from)
-        .bind(message.from_guest as i64)
-        .bind(&recipient)
-        .bind(json(&message.body))
-        .bind(message.ts)
-        .bind(if mine { "sent" } else { "received" })
-        .execute(&mut *tx)
-        .await?;
-        let is_new = done.rows_affected() > 0;
-        if is_new {
-            index_in(&mut tx, done.last_insert_rowid(), &message.body).await?;
+        let mut new = 0;
+        for message in messages {
+            let mine = message.from.eq_ignore_ascii_case(&self.me);
+            let recipient = match &message.to {
+                Target::Square => None,
+                Target::User { username } => Some(username.clone()),
+            };
+            let done = sqlx::query(
+                "INSERT INTO messages (msg_id, client_msg_id, conv, sender, sender_guest, recipient, body, ts, state) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(message.msg_id)
+            .bind(&message.client_msg_id)
+            .bind(conv_key(&self.me, &message.from, &message.to))
+            .bind(&message.from)
+            .bind(message.from_guest as i64)
+            .bind(&recipient)
+            .bind(json(&message.body))
+            .bind(message.ts)
+            .bind(if mine { "sent" } else { "received" })
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() > 0 {
+                index_in(&mut tx, done.last_insert_rowid(), &message.body).await?;
+                new += 1;
+            }
         }
         tx.commit().await?;
-        Ok(is_new)
+        Ok(new)
     }
 
     /// Messages matching `query` across all conversations, newest first (see [`SearchPlan`]):
@@ -431,17 +440,18 @@ impl Store {
             return Ok(Vec::new());
         };
         let ids: Vec<(i64,)> = match (&plan.trigram, &plan.word) {
-            (Some(tri), Some(word)) => {
-                sqlx::query_as(
-                    "SELECT rowid FROM search_tri WHERE search_tri MATCH ? AND rowid IN \
-                     (SELECT rowid FROM search_word WHERE search_word MATCH ?) \
-                     ORDER BY rowid DESC LIMIT ?",
-                )
-                .bind(tri)
-                .bind(word)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
+            (Some(tri), Some(_)) => {
+                let filters = " AND instr(lower(json_extract(m.body, '$.text')), ?) > 0"
+                    .repeat(plan.short_terms.len());
+                let sql = format!(
+                    "SELECT t.rowid FROM search_tri t JOIN messages m ON m.local_id = t.rowid \
+                     WHERE t.search_tri MATCH ?{filters} ORDER BY t.rowid DESC LIMIT ?"
+                );
+                let mut q = sqlx::query_as(&sql).bind(tri);
+                for term in &plan.short_terms {
+                    q = q.bind(term);
+                }
+                q.bind(i64::from(limit)).fetch_all(&self.pool).await?
             }
             (Some(expr), None) | (None, Some(expr)) => {
                 let table = if plan.trigram.is_some() {
