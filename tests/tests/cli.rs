@@ -377,3 +377,44 @@ async fn a_message_sent_from_the_terminal_while_the_server_is_down_goes_out_on_t
     assert_eq!(seen.get("written offline"), Some(&1), "{seen:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn alice_finds_a_chinese_phrase_in_her_history_even_with_the_server_down() -> Result<()> {
+    let mut server = TestServer::start().await?;
+    let alice = cli_register(&server, "alice").await?;
+    // Alice's terminal logs in once, so her local store exists.
+    alice.run(&["online"]).await?.success()?;
+    let mut bob = server.core_user("bobby").await?;
+    bob.send_and_confirm(user("alice"), "我在说话 with Café people")
+        .await?;
+    bob.send_and_confirm(user("alice"), "说的话不算").await?;
+    // Her next run stores what arrived while she was away.
+    alice.run(&["history", "bobby"]).await?.success()?;
+
+    server.kill9()?;
+    let hits = |out: &CliOutput| -> Result<Vec<String>> {
+        Ok(out
+            .json_lines()?
+            .into_iter()
+            .filter(|v| is_event(v, "search_hit"))
+            .map(|v| v["text"].as_str().unwrap_or_default().to_owned())
+            .collect())
+    };
+    let out = alice.run(&["search", "说话"]).await?.success()?;
+    assert_eq!(
+        hits(&out)?,
+        vec!["我在说话 with Café people"],
+        "说话 is a phrase, 说的话 is not"
+    );
+    let out = alice.run(&["search", "说"]).await?.success()?;
+    assert_eq!(hits(&out)?.len(), 2);
+    let out = alice.run(&["search", "cafe 说话"]).await?.success()?;
+    assert_eq!(hits(&out)?, vec!["我在说话 with Café people"]);
+    let out = alice.run(&["search", "电脑"]).await?.success()?;
+    ensure!(
+        hits(&out)?.is_empty(),
+        "nothing matches 电脑: {}",
+        out.stdout
+    );
+    Ok(())
+}

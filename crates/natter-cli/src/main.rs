@@ -117,6 +117,14 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Search local history (works offline; Chinese and English, any length).
+    Search {
+        /// Words to find; every one must match.
+        query: String,
+        /// Most results.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
     /// Print events as they arrive.
     Follow {
         /// Stop after this many seconds (default: until Ctrl-C).
@@ -304,7 +312,7 @@ async fn run_command(client: &Client, out: &Out, line: &[String]) -> Result<bool
         [] => {}
         ["quit" | "exit"] => return Ok(false),
         ["help"] => println!(
-            "send USER TEXT | say TEXT | history USER|square | online | friends | add USER [NOTE] | accept USER | reject USER | unfriend USER | quit"
+            "send USER TEXT | say TEXT | history USER|square | search WORDS | online | friends | add USER [NOTE] | accept USER | reject USER | unfriend USER | quit"
         ),
         ["send", to, text @ ..] if !text.is_empty() => {
             client.send_text(target(to), &text.join(" ")).await?;
@@ -316,6 +324,9 @@ async fn run_command(client: &Client, out: &Out, line: &[String]) -> Result<bool
             for m in client.history(&target(with), None, 50).await? {
                 out.print(message_json("history", &m), || format!("{} {}: {}  [{:?}]", m.ts, m.from, text_of(&m), m.state));
             }
+        }
+        ["search", words @ ..] if !words.is_empty() => {
+            print_hits(client, out, &words.join(" "), 20).await?;
         }
         ["online"] => {
             let users = client.list_online().await?;
@@ -355,6 +366,21 @@ async fn run_command(client: &Client, out: &Out, line: &[String]) -> Result<bool
         other => println!("unknown command {other:?}; type help"),
     }
     Ok(true)
+}
+
+async fn print_hits(client: &Client, out: &Out, query: &str, limit: u32) -> Result<()> {
+    for hit in client.search(query, limit).await? {
+        let place = match &hit.with {
+            Target::Square => "square".to_owned(),
+            Target::User { username } => username.clone(),
+        };
+        let mut value = message_json("search_hit", &hit.message);
+        value["with"] = json!(place);
+        out.print(value, || {
+            format!("[{place}] {}: {}", hit.message.from, text_of(&hit.message))
+        });
+    }
+    Ok(())
 }
 
 fn split_line(line: &str) -> Vec<String> {
@@ -457,6 +483,13 @@ async fn run(cli: &Cli, client: &Client, out: &Out) -> Result<()> {
                     Err(code) => format!("{username} is not available ({code})"),
                 },
             );
+        }
+        Command::Search { query, limit } => {
+            let user = cli.user.as_deref().or(cli.guest.as_deref()).context(
+                "search needs --user NAME (or --guest NAME): it reads that account's history",
+            )?;
+            client.open_local(user).await?;
+            print_hits(client, out, query, *limit).await?;
         }
         Command::Send { to, text } => {
             login(cli, client, out, true).await?;
