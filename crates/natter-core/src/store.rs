@@ -104,7 +104,7 @@ pub fn conv_key(me: &str, message_from: &str, to: &Target) -> String {
 }
 
 /// Bumped when the way text is indexed changes; stores re-index themselves on open.
-const SEARCH_INDEX_VERSION: &str = "1";
+const SEARCH_INDEX_VERSION: &str = "2";
 
 /// A search result: the message and the conversation to open to show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +113,24 @@ pub struct SearchHit {
     pub message: LocalMessage,
     /// The square, or the other participant.
     pub with: Target,
+}
+
+/// Puts a message in the outbox (once: a retry of a queued message changes nothing).
+async fn outbox_in(
+    conn: &mut sqlx::SqliteConnection,
+    entry: &OutboxEntry,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT OR IGNORE INTO outbox (client_msg_id, target, body, created_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(&entry.client_msg_id)
+    .bind(json(&entry.to))
+    .bind(json(&entry.body))
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Adds one message to both search indexes.
@@ -267,15 +285,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         index_in(&mut tx, inserted.last_insert_rowid(), &entry.body).await?;
-        sqlx::query(
-            "INSERT INTO outbox (client_msg_id, target, body, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&entry.client_msg_id)
-        .bind(json(&entry.to))
-        .bind(json(&entry.body))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        outbox_in(&mut tx, entry, now).await?;
         tx.commit().await?;
         Ok(LocalMessage {
             msg_id: None,
@@ -370,13 +380,7 @@ impl Store {
             .bind(client_msg_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT OR IGNORE INTO outbox (client_msg_id, target, body, created_at) VALUES (?, ?, ?, ?)")
-            .bind(&entry.client_msg_id)
-            .bind(json(&entry.to))
-            .bind(json(&entry.body))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        outbox_in(&mut tx, &entry, now).await?;
         tx.commit().await?;
         Ok(Some(entry))
     }

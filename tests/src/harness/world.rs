@@ -36,30 +36,12 @@ impl TestServer {
 
     /// Registers `username` and logs in over plain TCP.
     pub async fn user(&self, username: &str) -> Result<TestClient> {
-        let client = self.connect().await?.named(username);
-        client
-            .register(username, &password_for(username))
-            .await
-            .with_context(|| format!("while registering {username}"))?;
-        client
-            .login(username, &password_for(username))
-            .await
-            .with_context(|| format!("while logging in {username}"))?;
-        Ok(client)
+        sign_up(self.connect().await?.named(username), username).await
     }
 
     /// Registers `username` and logs in over TLS.
     pub async fn user_tls(&self, username: &str) -> Result<TestClient> {
-        let client = self.connect_tls().await?.named(username);
-        client
-            .register(username, &password_for(username))
-            .await
-            .with_context(|| format!("while registering {username}"))?;
-        client
-            .login(username, &password_for(username))
-            .await
-            .with_context(|| format!("while logging in {username}"))?;
-        Ok(client)
+        sign_up(self.connect_tls().await?.named(username), username).await
     }
 
     /// Logs an already registered `username` in on a fresh plain connection.
@@ -118,4 +100,17 @@ pub async fn befriend(a: &mut TestClient, b: &mut TestClient) -> Result<()> {
         bail!("{b_name} accepted, but {a_name} was told the request was rejected");
     }
     Ok(())
+}
+
+/// Registers `username` on `client`'s connection, then logs it in there.
+async fn sign_up(client: TestClient, username: &str) -> Result<TestClient> {
+    client
+        .register(username, &password_for(username))
+        .await
+        .with_context(|| format!("while registering {username}"))?;
+    client
+        .login(username, &password_for(username))
+        .await
+        .with_context(|| format!("while logging in {username}"))?;
+    Ok(client)
 }
