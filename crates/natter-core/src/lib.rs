@@ -9,6 +9,7 @@
 
 mod engine;
 pub mod error;
+pub mod notice;
 pub mod search;
 pub mod store;
 pub mod transport;
@@ -36,6 +37,7 @@ type SharedStore = Arc<Mutex<Option<store::Store>>>;
 
 /// The connection as the UI shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionState {
     /// Not connected and not trying (logged out, or never connected).
@@ -597,6 +599,19 @@ impl Client {
         limit: u32,
     ) -> Result<Vec<LocalMessage>, ClientError> {
         Ok(self.local_store()?.history(with, before, limit).await?)
+    }
+
+    /// Local messages newer than `after`, oldest first (paging forward from a search hit).
+    pub async fn local_history_after(
+        &self,
+        with: &Target,
+        after: MsgId,
+        limit: u32,
+    ) -> Result<Vec<LocalMessage>, ClientError> {
+        Ok(self
+            .local_store()?
+            .history_after(with, after, limit)
+            .await?)
     }
 
     /// History merged with the server's: fetches the page from the server (when online), stores

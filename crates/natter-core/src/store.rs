@@ -28,6 +28,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Where a message stands, as the user sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum MessageState {
     /// In the outbox, not yet stored by the server.
@@ -56,8 +57,10 @@ impl MessageState {
 
 /// A message in local history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LocalMessage {
     /// Server id, once the server stored it.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub msg_id: Option<MsgId>,
     /// The sender's id for it.
     pub client_msg_id: String,
@@ -68,6 +71,7 @@ pub struct LocalMessage {
     /// The square or the recipient.
     pub to: Target,
     /// Server time (local time while sending).
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub ts: i64,
     /// Content.
     pub body: MessageBody,
@@ -108,6 +112,7 @@ const SEARCH_INDEX_VERSION: &str = "2";
 
 /// A search result: the message and the conversation to open to show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SearchHit {
     /// The message (its text is the context to show).
     pub message: LocalMessage,
@@ -564,6 +569,30 @@ impl Store {
             for row in &pending {
                 out.extend(from_row(row)?);
             }
+        }
+        Ok(out)
+    }
+
+    /// Stored messages of a conversation newer than `after`, oldest first: the other half of a
+    /// window around a search hit (messages still sending come with the newest page).
+    pub async fn history_after(
+        &self,
+        with: &Target,
+        after: MsgId,
+        limit: u32,
+    ) -> StoreResult<Vec<LocalMessage>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM messages WHERE conv = ? AND msg_id IS NOT NULL AND msg_id > ? \
+             ORDER BY msg_id LIMIT ?"
+        ))
+        .bind(conv_of(with))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.extend(from_row(row)?);
         }
         Ok(out)
     }

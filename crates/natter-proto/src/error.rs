@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Why a request failed. Serialised in snake_case, e.g. `"username_taken"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The frame header announced more than the maximum frame size; the connection is closed.

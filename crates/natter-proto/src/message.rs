@@ -26,6 +26,7 @@ pub enum PresenceScope {
 
 /// Where a chat message goes, or which conversation history is asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Target {
     /// The public room of all online users.
@@ -39,6 +40,7 @@ pub enum Target {
 
 /// The content of a chat message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MessageBody {
     /// UTF-8 text, 1–16,384 bytes.
@@ -55,6 +57,7 @@ pub enum MessageBody {
         /// `image/png`, `image/jpeg`, `image/gif` or `image/webp`.
         mime: String,
         /// Size of the full image in bytes.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         size: u64,
         /// Full image width in pixels.
         width: u32,
@@ -70,6 +73,7 @@ pub enum MessageBody {
         /// File name.
         name: String,
         /// Size in bytes.
+        #[cfg_attr(feature = "ts", ts(type = "number"))]
         size: u64,
         /// Hex SHA-256 of the whole file.
         sha256: String,
@@ -97,6 +101,7 @@ pub struct ChatMessage {
 
 /// A user's public profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Profile {
     /// Username as registered (case kept; unique case-insensitively).
     pub username: String,
@@ -112,6 +117,7 @@ pub struct Profile {
 
 /// An online user in lists and presence pushes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct OnlineUser {
     /// Username.
     pub username: String,
@@ -123,6 +129,7 @@ pub struct OnlineUser {
 
 /// A friend with their presence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Friend {
     /// Username.
     pub username: String,
@@ -138,6 +145,7 @@ pub struct Friend {
 
 /// A pending friend request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct FriendRequestInfo {
     /// Who asked.
     pub from: String,
@@ -146,6 +154,7 @@ pub struct FriendRequestInfo {
     /// The requester's note, possibly empty.
     pub message: String,
     /// When it was sent.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub ts: Millis,
 }
 

@@ -1,0 +1,201 @@
+//! Generates `ui/src/bindings.ts`: the TypeScript declarations of every IPC type (from the Rust
+//! types, via ts-rs) and a `Commands` map of each command's arguments and result, so the UI's
+//! `invoke` wrapper is typed end to end. `cargo test -p natter-app bindings` fails when the
+//! committed file is stale; `NATTER_WRITE_BINDINGS=1` rewrites it.
+
+use natter_core::{ConnectionState, LocalMessage, MessageState, SearchHit};
+use natter_proto::{
+    ErrorCode, Friend, FriendRequestInfo, MessageBody, OnlineUser, Profile, Target,
+};
+use ts_rs::TS;
+
+use crate::ipc::{
+    AppEvent, AppInfo, ConnectInfo, FriendList, HistoryWindow, IpcError, ProfileEdit, RegisterForm,
+    ServerSettings, Session, Settings, Theme, UsernameCheck,
+};
+
+fn decl<T: TS>() -> String {
+    format!("export {}", T::decl())
+}
+
+fn array<T: TS>() -> String {
+    format!("Array<{}>", T::name())
+}
+
+/// A command's name, its `(argument, TS type)` pairs and its result's TS type.
+type CommandSig = (&'static str, Vec<(&'static str, String)>, String);
+
+/// Every command, in `generate_handler!` order.
+fn commands() -> Vec<CommandSig> {
+    let s = || "string".to_owned();
+    let n = || "number".to_owned();
+    let unit = || "null".to_owned();
+    let target = Target::name;
+    vec![
+        ("app_info", vec![], AppInfo::name()),
+        (
+            "save_settings",
+            vec![("settings", Settings::name())],
+            Settings::name(),
+        ),
+        (
+            "connect",
+            vec![("server", ServerSettings::name())],
+            ConnectInfo::name(),
+        ),
+        ("accept_certificate", vec![("fingerprint", s())], unit()),
+        (
+            "check_username",
+            vec![("username", s())],
+            UsernameCheck::name(),
+        ),
+        (
+            "register",
+            vec![("form", RegisterForm::name())],
+            Profile::name(),
+        ),
+        (
+            "login",
+            vec![("username", s()), ("password", s())],
+            Session::name(),
+        ),
+        ("guest_login", vec![("username", s())], Session::name()),
+        ("resume", vec![("username", s())], Session::name()),
+        ("logout", vec![], unit()),
+        ("erase_account", vec![("password", s())], unit()),
+        (
+            "update_profile",
+            vec![("edit", ProfileEdit::name())],
+            Profile::name(),
+        ),
+        ("online_users", vec![], array::<OnlineUser>()),
+        ("friends", vec![], FriendList::name()),
+        (
+            "friend_request",
+            vec![("to", s()), ("message", s())],
+            unit(),
+        ),
+        (
+            "friend_respond",
+            vec![("from", s()), ("accept", "boolean".into())],
+            unit(),
+        ),
+        ("friend_delete", vec![("username", s())], unit()),
+        (
+            "send_text",
+            vec![("to", target()), ("text", s())],
+            LocalMessage::name(),
+        ),
+        ("retry", vec![("client_msg_id", s())], unit()),
+        (
+            "local_history",
+            vec![
+                ("with", target()),
+                ("before", "number | null".into()),
+                ("limit", n()),
+            ],
+            array::<LocalMessage>(),
+        ),
+        (
+            "history",
+            vec![
+                ("with", target()),
+                ("before", "number | null".into()),
+                ("limit", n()),
+            ],
+            array::<LocalMessage>(),
+        ),
+        (
+            "history_around",
+            vec![("with", target()), ("msg_id", n()), ("limit", n())],
+            HistoryWindow::name(),
+        ),
+        (
+            "history_after",
+            vec![("with", target()), ("after", n()), ("limit", n())],
+            array::<LocalMessage>(),
+        ),
+        (
+            "search",
+            vec![("query", s()), ("limit", n())],
+            array::<SearchHit>(),
+        ),
+    ]
+}
+
+/// The whole generated file.
+pub fn typescript() -> String {
+    let mut out = String::from(
+        "// Generated from the Rust types by src-tauri/src/bindings.rs. Do not edit:\n\
+         // NATTER_WRITE_BINDINGS=1 cargo test -p natter-app bindings\n\n",
+    );
+    let decls = [
+        decl::<ErrorCode>(),
+        decl::<Target>(),
+        decl::<MessageBody>(),
+        decl::<Profile>(),
+        decl::<OnlineUser>(),
+        decl::<Friend>(),
+        decl::<FriendRequestInfo>(),
+        decl::<ConnectionState>(),
+        decl::<MessageState>(),
+        decl::<LocalMessage>(),
+        decl::<SearchHit>(),
+        decl::<ServerSettings>(),
+        decl::<Theme>(),
+        decl::<Settings>(),
+        decl::<AppInfo>(),
+        decl::<ConnectInfo>(),
+        decl::<UsernameCheck>(),
+        decl::<RegisterForm>(),
+        decl::<Session>(),
+        decl::<FriendList>(),
+        decl::<ProfileEdit>(),
+        decl::<HistoryWindow>(),
+        decl::<IpcError>(),
+        decl::<AppEvent>(),
+    ];
+    for d in decls {
+        out.push_str(&d);
+        out.push_str("\n\n");
+    }
+    out.push_str(&format!(
+        "/** The event channel of {}. */\nexport const EVENT = \"{}\";\n\n",
+        AppEvent::name(),
+        crate::EVENT
+    ));
+    out.push_str("/** Every command: its arguments and what it resolves to. */\nexport interface Commands {\n");
+    for (name, args, result) in commands() {
+        let args = if args.is_empty() {
+            "Record<string, never>".to_owned()
+        } else {
+            let fields: Vec<String> = args.iter().map(|(a, t)| format!("{a}: {t}")).collect();
+            format!("{{ {} }}", fields.join("; "))
+        };
+        out.push_str(&format!(
+            "  {name}: {{ args: {args}; result: {result} }};\n"
+        ));
+    }
+    out.push_str("}\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    #[test]
+    fn bindings_are_current() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ui/src/bindings.ts");
+        let fresh = super::typescript();
+        if std::env::var_os("NATTER_WRITE_BINDINGS").is_some() {
+            std::fs::write(&path, &fresh).expect("write ui/src/bindings.ts");
+            return;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == fresh,
+            "ui/src/bindings.ts is stale: run NATTER_WRITE_BINDINGS=1 cargo test -p natter-app bindings"
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! Tauri commands: each one maps the UI's call onto natter-core and its answer back. No decisions
+//! are made here beyond picking the client and translating errors.
+
+use natter_core::{LocalMessage, Registration, SearchHit};
+use natter_proto::{OnlineUser, Profile, Target};
+use tauri::{AppHandle, Runtime, State};
+
+use crate::ipc::{
+    AppInfo, ConnectInfo, FriendList, HistoryWindow, IpcError, ProfileEdit, RegisterForm,
+    ServerSettings, Session, Settings, UsernameCheck,
+};
+use crate::state::AppState;
+
+type Res<T> = Result<T, IpcError>;
+
+/// Most messages per history page.
+const MAX_PAGE: u32 = 500;
+
+#[tauri::command(rename_all = "snake_case")]
+pub fn app_info(state: State<'_, AppState>) -> AppInfo {
+    AppInfo {
+        settings: state.settings(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        os_language: crate::os_language(),
+        data_dir: state.data_dir.display().to_string(),
+    }
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub fn save_settings(state: State<'_, AppState>, settings: Settings) -> Res<Settings> {
+    state.update_settings(|s| *s = settings)
+}
+
+/// Chooses the server and makes first contact (which pins a TLS certificate, or reports that the
+/// pinned one changed).
+#[tauri::command(rename_all = "snake_case")]
+pub async fn connect<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    server: ServerSettings,
+) -> Res<ConnectInfo> {
+    let client = state
+        .connect(server.clone(), |c| crate::forward_events(app, c))
+        .await?;
+    // Any request dials; a free-name query is the cheapest one that needs no session.
+    // The answer (free or not) does not matter, only that the server answered.
+    let _free = client.query_username("natterprobe").await?;
+    state.update_settings(|s| s.server = server)?;
+    Ok(ConnectInfo {
+        fingerprint: client.pinned_certificate(),
+    })
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn accept_certificate(state: State<'_, AppState>, fingerprint: String) -> Res<()> {
+    Ok(state.client().await?.accept_certificate(&fingerprint)?)
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn check_username(state: State<'_, AppState>, username: String) -> Res<UsernameCheck> {
+    let answer = state.client().await?.query_username(&username).await?;
+    Ok(UsernameCheck {
+        available: answer.is_ok(),
+        reason: answer.err(),
+    })
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn register(state: State<'_, AppState>, form: RegisterForm) -> Res<Profile> {
+    Ok(state
+        .client()
+        .await?
+        .register(Registration {
+            username: form.username,
+            password: form.password,
+            nickname: form.nickname,
+            motto: form.motto,
+            phone: form.phone,
+        })
+        .await?)
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn login(state: State<'_, AppState>, username: String, password: String) -> Res<Session> {
+    let info = state.client().await?.login(&username, &password).await?;
+    state.update_settings(|s| s.last_user = Some(info.profile.username.clone()))?;
+    Ok(info.into())
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn guest_login(state: State<'_, AppState>, username: String) -> Res<Session> {
+    Ok(state.client().await?.guest_login(&username).await?.into())
+}
+
+/// Continues the remembered account's session (app start).
+#[tauri::command(rename_all = "snake_case")]
+pub async fn resume(state: State<'_, AppState>, username: String) -> Res<Session> {
+    Ok(state
+        .client()
+        .await?
+        .resume_saved(&username, None)
+        .await?
+        .into())
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn logout(state: State<'_, AppState>) -> Res<()> {
+    let result = state.client().await?.logout().await;
+    // Forget the account even if the server could not be told: the token is gone locally.
+    state.update_settings(|s| s.last_user = None)?;
+    Ok(result?)
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn erase_account(state: State<'_, AppState>, password: String) -> Res<()> {
+    state.client().await?.erase_account(&password).await?;
+    state.update_settings(|s| s.last_user = None)?;
+    Ok(())
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn update_profile(state: State<'_, AppState>, edit: ProfileEdit) -> Res<Profile> {
+    Ok(state
+        .client()
+        .await?
+        .update_profile(edit.nickname, edit.motto, edit.phone)
+        .await?)
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn online_users(state: State<'_, AppState>) -> Res<Vec<OnlineUser>> {
+    Ok(state.client().await?.list_online().await?)
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn friends(state: State<'_, AppState>) -> Res<FriendList> {
+    Ok(state.client().await?.friend_list().await?.into())
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn friend_request(state: State<'_, AppState>, to: String, message: String) -> Res<()> {
+    Ok(state.client().await?.friend_request(&to, &message).await?)
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn friend_respond(state: State<'_, AppState>, from: String, accept: bool) -> Res<()> {
+    Ok(state.client().await?.friend_respond(&from, accept).await?)
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn friend_delete(state: State<'_, AppState>, username: String) -> Res<()> {
+    Ok(state.client().await?.friend_delete(&username).await?)
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn send_text(state: State<'_, AppState>, to: Target, text: String) -> Res<LocalMessage> {
+    Ok(state.client().await?.send_text(to, &text).await?)
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn retry(state: State<'_, AppState>, client_msg_id: String) -> Res<()> {
+    Ok(state.client().await?.retry(&client_msg_id).await?)
+}
+
+/// A page of local history, at once (offline too); `before` pages back.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn local_history(
+    state: State<'_, AppState>,
+    with: Target,
+    before: Option<i64>,
+    limit: u32,
+) -> Res<Vec<LocalMessage>> {
+    Ok(state
+        .client()
+        .await?
+        .local_history(&with, before, limit.clamp(1, MAX_PAGE))
+        .await?)
+}
+
+/// A page merged with the server's history (fills gaps the local store has).
+#[tauri::command(rename_all = "snake_case")]
+pub async fn history(
+    state: State<'_, AppState>,
+    with: Target,
+    before: Option<i64>,
+    limit: u32,
+) -> Res<Vec<LocalMessage>> {
+    Ok(state
+        .client()
+        .await?
+        .history(&with, before, limit.clamp(1, 200))
+        .await?)
+}
+
+/// Messages around `msg_id` (a search hit), for jumping to it.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn history_around(
+    state: State<'_, AppState>,
+    with: Target,
+    msg_id: i64,
+    limit: u32,
+) -> Res<HistoryWindow> {
+    let client = state.client().await?;
+    let limit = limit.clamp(1, MAX_PAGE);
+    let older = client
+        .local_history(&with, Some(msg_id.saturating_add(1)), limit)
+        .await?;
+    let newer = client.local_history_after(&with, msg_id, limit).await?;
+    Ok(HistoryWindow { older, newer })
+}
+
+/// Newer messages after `after` (paging forward from a jump).
+#[tauri::command(rename_all = "snake_case")]
+pub async fn history_after(
+    state: State<'_, AppState>,
+    with: Target,
+    after: i64,
+    limit: u32,
+) -> Res<Vec<LocalMessage>> {
+    Ok(state
+        .client()
+        .await?
+        .local_history_after(&with, after, limit.clamp(1, MAX_PAGE))
+        .await?)
+}
+
+#[tauri::command(rename_all = "snake_case")]
+pub async fn search(state: State<'_, AppState>, query: String, limit: u32) -> Res<Vec<SearchHit>> {
+    Ok(state.client().await?.search(&query, limit).await?)
+}

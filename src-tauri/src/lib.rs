@@ -1,0 +1,155 @@
+//! Natter's desktop shell: Tauri commands and events over natter-core. The UI in `ui/` calls the
+//! commands in [`commands`] and listens to [`ipc::AppEvent`]s on [`EVENT`].
+
+pub mod bindings;
+pub mod commands;
+pub mod ipc;
+pub mod state;
+
+use std::path::PathBuf;
+
+use natter_core::notice::{notice_for, Lang};
+use natter_core::Client;
+use tauri::async_runtime::JoinHandle;
+use tauri::{AppHandle, Emitter, Manager, Runtime};
+
+use crate::ipc::AppEvent;
+use crate::state::AppState;
+
+/// The event channel the UI listens on.
+pub const EVENT: &str = "natter://event";
+
+/// The OS language tag (`LANG`-style on Linux), `en` if unknown.
+pub fn os_language() -> String {
+    ["LC_ALL", "LC_MESSAGES", "LANG"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|v| !v.is_empty() && v != "C" && v != "POSIX")
+        .map(|v| v.split(['.', '@']).next().unwrap_or("en").replace('_', "-"))
+        .unwrap_or_else(|| "en".to_owned())
+}
+
+/// Forwards the client's events to the window and shows notifications for them.
+pub fn forward_events<R: Runtime>(app: AppHandle<R>, client: Client) -> JoinHandle<()> {
+    let mut events = client.events();
+    tauri::async_runtime::spawn(async move {
+        loop {
+            let event = match events.recv().await {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("the UI fell {n} events behind");
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            if let Some(ui) = AppEvent::from_core(&event) {
+                if let Err(e) = app.emit(EVENT, ui) {
+                    tracing::warn!("emitting an event failed: {e}");
+                }
+            }
+            notify(&app, &event);
+        }
+    })
+}
+
+fn notify<R: Runtime>(app: &AppHandle<R>, event: &natter_core::Event) {
+    let state = app.state::<AppState>();
+    let settings = state.settings();
+    if !settings.notifications {
+        return;
+    }
+    let focused = app
+        .get_webview_window("main")
+        .and_then(|w| w.is_focused().ok())
+        .unwrap_or(false);
+    if focused {
+        return;
+    }
+    let lang = Lang::from_tag(settings.language.as_deref().unwrap_or(&os_language()));
+    let Some(notice) = notice_for(event, lang) else {
+        return;
+    };
+    // D-Bus calls block; a missing notification daemon only costs a log line.
+    tauri::async_runtime::spawn_blocking(move || {
+        if let Err(e) = notify_rust::Notification::new()
+            .appname("Natter")
+            .summary(&notice.title)
+            .body(&notice.body)
+            .show()
+        {
+            tracing::info!("notification not shown: {e}");
+        }
+    });
+}
+
+/// Where per-account stores and settings live: `NATTER_DATA_DIR`, else the platform's app-data
+/// dir (e.g. `~/.local/share/im.natter.desktop`).
+fn data_dir(app: &AppHandle) -> PathBuf {
+    if let Some(dir) = std::env::var_os("NATTER_DATA_DIR") {
+        return PathBuf::from(dir);
+    }
+    app.path()
+        .app_data_dir()
+        .unwrap_or_else(|_| std::env::temp_dir().join("natter"))
+}
+
+/// Registers every command (shared by the app and the command tests).
+pub fn builder<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
+    builder.invoke_handler(tauri::generate_handler![
+        commands::app_info,
+        commands::save_settings,
+        commands::connect,
+        commands::accept_certificate,
+        commands::check_username,
+        commands::register,
+        commands::login,
+        commands::guest_login,
+        commands::resume,
+        commands::logout,
+        commands::erase_account,
+        commands::update_profile,
+        commands::online_users,
+        commands::friends,
+        commands::friend_request,
+        commands::friend_respond,
+        commands::friend_delete,
+        commands::send_text,
+        commands::retry,
+        commands::local_history,
+        commands::history,
+        commands::history_around,
+        commands::history_after,
+        commands::search,
+    ])
+}
+
+/// Runs the app.
+pub fn run() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .init();
+    let app = builder(tauri::Builder::default())
+        .setup(|app| {
+            let dir = data_dir(app.handle());
+            tracing::info!(data_dir = %dir.display(), "starting");
+            app.manage(AppState::load(dir));
+            Ok(())
+        })
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!("the window could not start: {e}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|handle, event| {
+        if let tauri::RunEvent::Exit = event {
+            let state = handle.state::<AppState>();
+            tauri::async_runtime::block_on(state.shutdown());
+        }
+    });
+}

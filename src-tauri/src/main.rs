@@ -1,0 +1,3 @@
+fn main() {
+    natter_app::run()
+}

@@ -1,0 +1,473 @@
+// Generated from the Rust types by src-tauri/src/bindings.rs. Do not edit:
+// NATTER_WRITE_BINDINGS=1 cargo test -p natter-app bindings
+
+export type ErrorCode = "frame_too_large" | "invalid_utf8" | "invalid_json" | "unknown_type" | "invalid_message" | "unexpected_binary" | "hello_required" | "unsupported_version" | "not_authenticated" | "already_authenticated" | "invalid_username" | "reserved_username" | "invalid_password" | "invalid_field" | "username_taken" | "bad_credentials" | "session_expired" | "no_such_user" | "already_friends" | "not_friends" | "request_pending" | "no_such_request" | "self_target" | "rate_limited" | "forbidden" | "not_found" | "not_implemented" | "server_busy" | "internal";
+
+export type Target = { "kind": "square" } | { "kind": "user", 
+/**
+ * The other participant.
+ */
+username: string, };
+
+export type MessageBody = { "kind": "text", 
+/**
+ * The text.
+ */
+text: string, } | { "kind": "image", 
+/**
+ * The transfer that carries the full image.
+ */
+file_id: string, 
+/**
+ * Original file name.
+ */
+name: string, 
+/**
+ * `image/png`, `image/jpeg`, `image/gif` or `image/webp`.
+ */
+mime: string, 
+/**
+ * Size of the full image in bytes.
+ */
+size: number, 
+/**
+ * Full image width in pixels.
+ */
+width: number, 
+/**
+ * Full image height in pixels.
+ */
+height: number, 
+/**
+ * Base64 of a small JPEG or PNG preview, at most 64 KiB decoded.
+ */
+thumbnail: string, } | { "kind": "file", 
+/**
+ * The transfer.
+ */
+file_id: string, 
+/**
+ * File name.
+ */
+name: string, 
+/**
+ * Size in bytes.
+ */
+size: number, 
+/**
+ * Hex SHA-256 of the whole file.
+ */
+sha256: string, };
+
+export type Profile = { 
+/**
+ * Username as registered (case kept; unique case-insensitively).
+ */
+username: string, 
+/**
+ * Display name; empty if unset.
+ */
+nickname: string, 
+/**
+ * Motto / signature; empty if unset.
+ */
+motto: string, 
+/**
+ * Phone number; only ever sent to the user themself, empty for others.
+ */
+phone: string, 
+/**
+ * A guest account lives only as long as its session.
+ */
+is_guest: boolean, };
+
+export type OnlineUser = { 
+/**
+ * Username.
+ */
+username: string, 
+/**
+ * Nickname, empty if unset.
+ */
+nickname: string, 
+/**
+ * Guest flag (seed 002's IsUserGuest).
+ */
+is_guest: boolean, };
+
+export type Friend = { 
+/**
+ * Username.
+ */
+username: string, 
+/**
+ * Nickname, empty if unset.
+ */
+nickname: string, 
+/**
+ * Motto, empty if unset.
+ */
+motto: string, 
+/**
+ * Guest flag.
+ */
+is_guest: boolean, 
+/**
+ * Whether the friend is online now.
+ */
+online: boolean, };
+
+export type FriendRequestInfo = { 
+/**
+ * Who asked.
+ */
+from: string, 
+/**
+ * Who is asked.
+ */
+to: string, 
+/**
+ * The requester's note, possibly empty.
+ */
+message: string, 
+/**
+ * When it was sent.
+ */
+ts: number, };
+
+export type ConnectionState = "offline" | "connecting" | "online";
+
+export type MessageState = "sending" | "sent" | "delivered" | "failed" | "received";
+
+export type LocalMessage = { 
+/**
+ * Server id, once the server stored it.
+ */
+msg_id: number | null, 
+/**
+ * The sender's id for it.
+ */
+client_msg_id: string, 
+/**
+ * Sender.
+ */
+from: string, 
+/**
+ * Sender is a guest.
+ */
+from_guest: boolean, 
+/**
+ * The square or the recipient.
+ */
+to: Target, 
+/**
+ * Server time (local time while sending).
+ */
+ts: number, 
+/**
+ * Content.
+ */
+body: MessageBody, 
+/**
+ * Delivery state.
+ */
+state: MessageState, 
+/**
+ * Why it failed, if it did.
+ */
+error: string | null, };
+
+export type SearchHit = { 
+/**
+ * The message (its text is the context to show).
+ */
+message: LocalMessage, 
+/**
+ * The square, or the other participant.
+ */
+with: Target, };
+
+export type ServerSettings = { 
+/**
+ * Host name or address.
+ */
+host: string, 
+/**
+ * TCP port (4004 plain, 4399 TLS by default).
+ */
+port: number, 
+/**
+ * Use TLS (the certificate is pinned on first use).
+ */
+tls: boolean, };
+
+export type Theme = "system" | "light" | "dark";
+
+export type Settings = { 
+/**
+ * The last server connected to.
+ */
+server: ServerSettings, 
+/**
+ * The last account that logged in with a password (resumed at start).
+ */
+last_user: string | null, 
+/**
+ * `en` or `zh-CN`; `None` follows the OS.
+ */
+language: string | null, 
+/**
+ * Colour scheme.
+ */
+theme: Theme, 
+/**
+ * Desktop notifications while the window is not focused.
+ */
+notifications: boolean, };
+
+export type AppInfo = { 
+/**
+ * Saved settings.
+ */
+settings: Settings, 
+/**
+ * App version.
+ */
+version: string, 
+/**
+ * The OS language tag (for `language: null`).
+ */
+os_language: string, 
+/**
+ * Where stores live (shown in settings).
+ */
+data_dir: string, };
+
+export type ConnectInfo = { 
+/**
+ * The pinned certificate fingerprint (TLS), after the first contact.
+ */
+fingerprint: string | null, };
+
+export type UsernameCheck = { 
+/**
+ * Free to register.
+ */
+available: boolean, 
+/**
+ * Why not (`username_taken`, `username_reserved`, `username_invalid`…).
+ */
+reason: ErrorCode | null, };
+
+export type RegisterForm = { 
+/**
+ * Username (4–32 letters and digits).
+ */
+username: string, 
+/**
+ * Password (8–128 characters).
+ */
+password: string, 
+/**
+ * Nickname (optional).
+ */
+nickname: string, 
+/**
+ * Motto (optional).
+ */
+motto: string, 
+/**
+ * Phone (optional).
+ */
+phone: string, };
+
+export type Session = { 
+/**
+ * Own profile.
+ */
+profile: Profile, 
+/**
+ * Online users.
+ */
+online: Array<OnlineUser>, 
+/**
+ * Friends with presence.
+ */
+friends: Array<Friend>, 
+/**
+ * Requests to us.
+ */
+incoming_requests: Array<FriendRequestInfo>, 
+/**
+ * Requests from us.
+ */
+outgoing_requests: Array<FriendRequestInfo>, 
+/**
+ * The server resumed an earlier session.
+ */
+resumed: boolean, };
+
+export type FriendList = { 
+/**
+ * Friends with presence.
+ */
+friends: Array<Friend>, 
+/**
+ * Requests to us.
+ */
+incoming: Array<FriendRequestInfo>, 
+/**
+ * Requests from us.
+ */
+outgoing: Array<FriendRequestInfo>, };
+
+export type ProfileEdit = { 
+/**
+ * New nickname.
+ */
+nickname: string | null, 
+/**
+ * New motto.
+ */
+motto: string | null, 
+/**
+ * New phone.
+ */
+phone: string | null, };
+
+export type HistoryWindow = { 
+/**
+ * The hit and the messages before it, oldest first.
+ */
+older: Array<LocalMessage>, 
+/**
+ * Messages after the hit, oldest first.
+ */
+newer: Array<LocalMessage>, };
+
+export type IpcError = { 
+/**
+ * Stable code for the UI to translate.
+ */
+code: string, 
+/**
+ * English detail (shown when the UI has no translation).
+ */
+message: string, 
+/**
+ * For `certificate_changed`: the new fingerprint to trust.
+ */
+fingerprint: string | null, };
+
+export type AppEvent = { "type": "connection", 
+/**
+ * New state.
+ */
+state: ConnectionState, } | { "type": "message", 
+/**
+ * The message.
+ */
+message: LocalMessage, } | { "type": "sent", 
+/**
+ * Our id of it.
+ */
+client_msg_id: string, 
+/**
+ * Server id.
+ */
+msg_id: number, 
+/**
+ * Server time.
+ */
+ts: number, } | { "type": "failed", 
+/**
+ * Our id of it.
+ */
+client_msg_id: string, 
+/**
+ * Why (wire code).
+ */
+code: ErrorCode, 
+/**
+ * Server's text.
+ */
+message: string, } | { "type": "delivered", 
+/**
+ * Our id of it.
+ */
+client_msg_id: string, 
+/**
+ * Server id.
+ */
+msg_id: number, } | { "type": "user_online", 
+/**
+ * Who.
+ */
+user: OnlineUser, } | { "type": "user_offline", 
+/**
+ * Who.
+ */
+username: string, } | { "type": "friend_request", 
+/**
+ * The request.
+ */
+request: FriendRequestInfo, } | { "type": "friend_response", 
+/**
+ * Who answered.
+ */
+username: string, 
+/**
+ * Accepted or not.
+ */
+accepted: boolean, 
+/**
+ * The new friend when accepted.
+ */
+friend: Friend | null, } | { "type": "friend_removed", 
+/**
+ * Who.
+ */
+username: string, } | { "type": "kicked", 
+/**
+ * Why.
+ */
+reason: string, } | { "type": "session_lost", 
+/**
+ * Why.
+ */
+error: IpcError, } | { "type": "certificate_changed", 
+/**
+ * Why (with the new fingerprint).
+ */
+error: IpcError, };
+
+/** The event channel of AppEvent. */
+export const EVENT = "natter://event";
+
+/** Every command: its arguments and what it resolves to. */
+export interface Commands {
+  app_info: { args: Record<string, never>; result: AppInfo };
+  save_settings: { args: { settings: Settings }; result: Settings };
+  connect: { args: { server: ServerSettings }; result: ConnectInfo };
+  accept_certificate: { args: { fingerprint: string }; result: null };
+  check_username: { args: { username: string }; result: UsernameCheck };
+  register: { args: { form: RegisterForm }; result: Profile };
+  login: { args: { username: string; password: string }; result: Session };
+  guest_login: { args: { username: string }; result: Session };
+  resume: { args: { username: string }; result: Session };
+  logout: { args: Record<string, never>; result: null };
+  erase_account: { args: { password: string }; result: null };
+  update_profile: { args: { edit: ProfileEdit }; result: Profile };
+  online_users: { args: Record<string, never>; result: Array<OnlineUser> };
+  friends: { args: Record<string, never>; result: FriendList };
+  friend_request: { args: { to: string; message: string }; result: null };
+  friend_respond: { args: { from: string; accept: boolean }; result: null };
+  friend_delete: { args: { username: string }; result: null };
+  send_text: { args: { to: Target; text: string }; result: LocalMessage };
+  retry: { args: { client_msg_id: string }; result: null };
+  local_history: { args: { with: Target; before: number | null; limit: number }; result: Array<LocalMessage> };
+  history: { args: { with: Target; before: number | null; limit: number }; result: Array<LocalMessage> };
+  history_around: { args: { with: Target; msg_id: number; limit: number }; result: HistoryWindow };
+  history_after: { args: { with: Target; after: number; limit: number }; result: Array<LocalMessage> };
+  search: { args: { query: string; limit: number }; result: Array<SearchHit> };
+}
