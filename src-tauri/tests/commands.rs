@@ -1,0 +1,252 @@
+//! The Tauri commands through Tauri's real IPC handler (mock runtime, no window), against the real
+//! `natter-server` binary: what the UI sends is what natter-core receives, errors come back as
+//! `{code, message}`, events reach the window, settings survive a restart.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use natter_app::ipc::Settings;
+use natter_app::state::AppState;
+use natter_e2e::harness::core::Device;
+use natter_e2e::harness::server::TestServer;
+use serde_json::{json, Value};
+use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime};
+use tauri::{Listener, Manager, WebviewWindow};
+
+struct App {
+    _app: tauri::App<MockRuntime>,
+    window: WebviewWindow<MockRuntime>,
+    events: mpsc::Receiver<Value>,
+}
+
+fn app(data_dir: &Path) -> App {
+    let app = natter_app::builder(mock_builder())
+        .build(mock_context(noop_assets()))
+        .expect("mock app builds");
+    app.manage(AppState::load(data_dir.to_path_buf()));
+    let (tx, events) = mpsc::channel();
+    app.listen_any(natter_app::EVENT, move |e| {
+        if let Ok(v) = serde_json::from_str::<Value>(e.payload()) {
+            let _ = tx.send(v);
+        }
+    });
+    let window = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .expect("mock window");
+    App {
+        _app: app,
+        window,
+        events,
+    }
+}
+
+impl App {
+    fn invoke(&self, cmd: &str, args: Value) -> Result<Value, Value> {
+        get_ipc_response(
+            &self.window,
+            tauri::webview::InvokeRequest {
+                cmd: cmd.into(),
+                callback: tauri::ipc::CallbackFn(0),
+                error: tauri::ipc::CallbackFn(1),
+                url: "tauri://localhost".parse().expect("url"),
+                body: tauri::ipc::InvokeBody::Json(args),
+                headers: Default::default(),
+                invoke_key: tauri::test::INVOKE_KEY.to_string(),
+            },
+        )
+        .map(|b| b.deserialize::<Value>().expect("json reply"))
+    }
+
+    fn ok(&self, cmd: &str, args: Value) -> Value {
+        self.invoke(cmd, args)
+            .unwrap_or_else(|e| panic!("{cmd} failed: {e}"))
+    }
+
+    fn err_code(&self, cmd: &str, args: Value) -> String {
+        let e = self
+            .invoke(cmd, args)
+            .expect_err(&format!("{cmd} should fail"));
+        e["code"].as_str().unwrap_or_default().to_owned()
+    }
+
+    fn wait_event(&self, what: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.events.recv_timeout(left) {
+                Ok(v) if what(&v) => return v,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("the event did not come");
+    }
+}
+
+fn server() -> TestServer {
+    tauri::async_runtime::block_on(TestServer::start()).expect("server starts")
+}
+
+fn plain(server: &TestServer) -> Value {
+    json!({"host": "127.0.0.1", "port": server.plain_addr().port(), "tls": false})
+}
+
+#[test]
+fn settings_default_persist_and_survive_a_damaged_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = app(dir.path());
+    let info = a.ok("app_info", json!({}));
+    assert_eq!(info["settings"]["server"]["port"], 4399);
+    assert_eq!(info["settings"]["server"]["tls"], true);
+    assert_eq!(info["settings"]["notifications"], true);
+
+    let mut settings: Settings =
+        serde_json::from_value(info["settings"].clone()).expect("settings parse");
+    settings.language = Some("zh-CN".into());
+    settings.notifications = false;
+    a.ok("save_settings", json!({ "settings": settings }));
+    drop(a);
+
+    // A restart reads them back.
+    let state = AppState::load(dir.path().to_path_buf());
+    assert_eq!(state.settings().language.as_deref(), Some("zh-CN"));
+    assert!(!state.settings().notifications);
+
+    // A damaged file does not keep the app from starting; defaults apply.
+    std::fs::write(dir.path().join("settings.json"), b"{ not json").expect("write");
+    let a = app(dir.path());
+    let info = a.ok("app_info", json!({}));
+    assert_eq!(info["settings"]["notifications"], true);
+}
+
+#[test]
+fn commands_before_connecting_and_bad_servers_get_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = app(dir.path());
+    assert_eq!(
+        a.err_code(
+            "login",
+            json!({"username": "alice", "password": "password1"})
+        ),
+        "not_connected"
+    );
+    assert_eq!(
+        a.err_code(
+            "connect",
+            json!({"server": {"host": "  ", "port": 4004, "tls": false}})
+        ),
+        "invalid_server"
+    );
+    // Nothing listens on this port (bound, then closed).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let code = a.err_code(
+        "connect",
+        json!({"server": {"host": "127.0.0.1", "port": port, "tls": false}}),
+    );
+    assert!(
+        ["network", "offline", "timeout"].contains(&code.as_str()),
+        "{code}"
+    );
+    // A failed connect does not overwrite the saved server.
+    assert_eq!(
+        a.ok("app_info", json!({}))["settings"]["server"]["port"],
+        4399
+    );
+    // Malformed arguments are refused by the IPC layer, not a panic.
+    assert!(a.invoke("search", json!({"query": 5})).is_err());
+}
+
+#[test]
+fn a_user_registers_logs_in_chats_searches_and_gets_events() {
+    let server = server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = app(dir.path());
+    a.ok("connect", json!({ "server": plain(&server) }));
+
+    let check = a.ok("check_username", json!({"username": "alice"}));
+    assert_eq!(check["available"], true);
+    let check = a.ok("check_username", json!({"username": "admin"}));
+    assert_eq!(check["available"], false);
+    assert_eq!(check["reason"], "reserved_username");
+
+    let form = json!({"username": "alice", "password": "correct horse", "nickname": "爱丽丝",
+                      "motto": "hi", "phone": ""});
+    let profile = a.ok("register", json!({ "form": form }));
+    assert_eq!(profile["nickname"], "爱丽丝");
+    assert_eq!(
+        a.err_code("register", json!({ "form": form })),
+        "username_taken"
+    );
+    assert_eq!(
+        a.err_code(
+            "login",
+            json!({"username": "alice", "password": "wrong password"})
+        ),
+        "bad_credentials"
+    );
+    let session = a.ok(
+        "login",
+        json!({"username": "alice", "password": "correct horse"}),
+    );
+    assert_eq!(session["profile"]["username"], "alice");
+    assert_eq!(
+        a.ok("app_info", json!({}))["settings"]["last_user"],
+        "alice"
+    );
+
+    let square = json!({"kind": "square"});
+    let sent = a.ok("send_text", json!({"to": square, "text": "我在说话 hello"}));
+    assert_eq!(sent["state"], "sending");
+    let client_id = sent["client_msg_id"].as_str().expect("id").to_owned();
+    let ev = a.wait_event(|v| v["type"] == "sent" && v["client_msg_id"] == client_id.as_str());
+    let msg_id = ev["msg_id"].as_i64().expect("msg id");
+
+    let hits = a.ok("search", json!({"query": "说话", "limit": 10}));
+    assert_eq!(hits.as_array().map(Vec::len), Some(1), "{hits}");
+    assert_eq!(hits[0]["message"]["msg_id"], msg_id);
+    assert_eq!(hits[0]["with"]["kind"], "square");
+    let window = a.ok(
+        "history_around",
+        json!({"with": square, "msg_id": msg_id, "limit": 10}),
+    );
+    assert_eq!(window["older"][0]["msg_id"], msg_id);
+    assert_eq!(window["newer"].as_array().map(Vec::len), Some(0));
+
+    // Someone else in the square reaches the window as an event.
+    let bob = tauri::async_runtime::block_on(async {
+        let bob = Device::fresh("bobguest", &server).expect("bob");
+        bob.log_in_as_guest().await.expect("bob logs in");
+        bob.send_text(natter_proto::Target::Square, "大家好")
+            .await
+            .expect("bob sends");
+        bob
+    });
+    let ev = a.wait_event(|v| v["type"] == "message" && v["message"]["from"] == "bobguest");
+    assert_eq!(ev["message"]["body"]["text"], "大家好");
+    assert_eq!(ev["message"]["state"], "received");
+    drop(bob);
+
+    a.ok("logout", json!({}));
+    assert!(a.ok("app_info", json!({}))["settings"]["last_user"].is_null());
+    assert_eq!(
+        a.err_code("guest_login", json!({"username": "admin"})),
+        "reserved_username"
+    );
+}
+
+#[test]
+fn tls_connect_pins_the_servers_certificate() {
+    let server = server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = app(dir.path());
+    let port = server.tls_addr().expect("tls").port();
+    let info = a.ok(
+        "connect",
+        json!({"server": {"host": "127.0.0.1", "port": port, "tls": true}}),
+    );
+    let expected = server.ready().cert_sha256.clone().expect("fingerprint");
+    assert_eq!(info["fingerprint"], expected.as_str());
+}
