@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Installs what building and testing Natter needs on Debian/Ubuntu, skipping what is present.
-# Safe to run repeatedly; needs root (or sudo) only when something is missing.
+# Installs what building, running and testing Natter needs on Debian/Ubuntu, skipping what is
+# present. Safe to run repeatedly; needs root (or sudo) only when something is missing.
 set -euo pipefail
 
-# System packages the current crates need to build (sqlite and ring are compiled from source by
-# their crates, so a C toolchain is enough). The desktop app (issue 6) will add WebKitGTK here.
-APT_PACKAGES=(build-essential pkg-config ca-certificates curl)
+# - a C toolchain (sqlite and ring are compiled by their crates);
+# - WebKitGTK and friends for the Tauri desktop app, Opus/ALSA for voice;
+# - Xvfb, WebKitWebDriver and CJK fonts for the end-to-end suite (the app in real WebKit);
+# - Node.js + npm for the web UI (Vite needs Node 20.19+).
+APT_PACKAGES=(
+  build-essential pkg-config ca-certificates curl cmake
+  libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev
+  libasound2-dev libopus-dev
+  xvfb xauth webkit2gtk-driver fonts-noto-cjk
+)
+command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -25,4 +33,11 @@ if ! command -v cargo >/dev/null 2>&1; then
   }
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
-echo "setup: $(cargo --version)"
+echo "setup: $(cargo --version), node $(node --version), npm $(npm --version)"
+
+# The UI's packages, exactly as locked.
+cd "$(dirname "$0")/../ui"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing the UI's npm packages"
+  npm ci --no-audit --no-fund
+fi

@@ -82,10 +82,10 @@ fn notify<R: Runtime>(app: &AppHandle<R>, event: &natter_core::Event) {
     });
 }
 
-/// Where per-account stores and settings live: `NATTER_DATA_DIR`, else the platform's app-data
+/// Where per-account stores and settings live: `NATTER_APP_DATA_DIR`, else the platform's app-data
 /// dir (e.g. `~/.local/share/im.natter.desktop`).
 fn data_dir(app: &AppHandle) -> PathBuf {
-    if let Some(dir) = std::env::var_os("NATTER_DATA_DIR") {
+    if let Some(dir) = std::env::var_os("NATTER_APP_DATA_DIR") {
         return PathBuf::from(dir);
     }
     app.path()

@@ -1,5 +1,6 @@
 //! The pieces of the harness; `lib.rs` re-exports what scenarios use.
 
+pub mod app;
 pub mod client;
 pub mod core;
 pub mod pushes;
