@@ -1,0 +1,78 @@
+import { useState, type FormEvent } from 'react';
+import { useI18n } from '../i18n';
+import { errorText } from '../i18n/errors';
+import { toIpcError } from '../ipc';
+import { sendFriendRequest, showToast } from '../state/app';
+import { FormError } from '../screens/LoginScreen';
+import { Modal } from './Modal';
+
+export function AddFriendDialog({
+  onClose,
+  initialUsername = '',
+}: {
+  onClose: () => void;
+  initialUsername?: string;
+}) {
+  const { t } = useI18n();
+  const [username, setUsername] = useState(initialUsername);
+  const [message, setMessage] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    const name = username.trim();
+    if (busy || !name) return;
+    setBusy(true);
+    setError(null);
+    try {
+      await sendFriendRequest(name, message.trim());
+      showToast(t('addFriend.sent', { name }));
+      onClose();
+    } catch (err) {
+      setError(errorText(toIpcError(err), t));
+      setBusy(false);
+    }
+  };
+  return (
+    <Modal title={t('addFriend.title')} onClose={onClose}>
+      <form className="form" onSubmit={(e) => void submit(e)} noValidate>
+        <label className="field">
+          <span>{t('addFriend.username')}</span>
+          <input
+            data-testid="add-friend-username"
+            value={username}
+            onChange={(e) => setUsername(e.target.value)}
+            spellCheck={false}
+            autoComplete="off"
+          />
+        </label>
+        <label className="field">
+          <span>
+            {t('addFriend.message')} <small className="muted">({t('common.optional')})</small>
+          </span>
+          <input
+            data-testid="add-friend-message"
+            value={message}
+            placeholder={t('addFriend.messagePlaceholder')}
+            onChange={(e) => setMessage(e.target.value)}
+            maxLength={256}
+          />
+        </label>
+        <FormError text={error} />
+        <div className="button-row">
+          <button type="button" className="button" onClick={onClose}>
+            {t('common.cancel')}
+          </button>
+          <button
+            type="submit"
+            className="button button-primary"
+            disabled={busy || !username.trim()}
+            data-testid="add-friend-submit"
+          >
+            {t('addFriend.submit')}
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}

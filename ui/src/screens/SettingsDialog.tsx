@@ -1,0 +1,253 @@
+import { useState, type FormEvent } from 'react';
+import type { Theme } from '../bindings';
+import { useI18n } from '../i18n';
+import { errorText } from '../i18n/errors';
+import { toIpcError } from '../ipc';
+import { eraseAccount, logout, saveSettings, updateProfile, useApp } from '../state/app';
+import { Modal } from '../components/Modal';
+import { FormError } from './LoginScreen';
+
+function ProfileSection() {
+  const { t } = useI18n();
+  const me = useApp((s) => s.social?.me);
+  const [nickname, setNickname] = useState(me?.nickname ?? '');
+  const [motto, setMotto] = useState(me?.motto ?? '');
+  const [phone, setPhone] = useState(me?.phone ?? '');
+  const [busy, setBusy] = useState(false);
+  const [saved, setSaved] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  if (!me) return null;
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setSaved(false);
+    setError(null);
+    try {
+      await updateProfile(nickname.trim(), motto.trim(), phone.trim());
+      setSaved(true);
+    } catch (err) {
+      setError(errorText(toIpcError(err), t));
+    }
+    setBusy(false);
+  };
+  return (
+    <section className="settings-section">
+      <h3>{t('settings.profile')}</h3>
+      <div className="field">
+        <span>{t('settings.username')}</span>
+        <div className="readonly">{me.username}</div>
+      </div>
+      {me.is_guest ? (
+        <p className="note">{t('settings.guestNote')}</p>
+      ) : (
+        <form className="form" onSubmit={(e) => void submit(e)} noValidate>
+          <label className="field">
+            <span>{t('settings.nickname')}</span>
+            <input
+              data-testid="profile-nickname"
+              value={nickname}
+              maxLength={64}
+              onChange={(e) => {
+                setNickname(e.target.value);
+                setSaved(false);
+              }}
+            />
+          </label>
+          <label className="field">
+            <span>{t('settings.motto')}</span>
+            <input
+              data-testid="profile-motto"
+              value={motto}
+              maxLength={256}
+              onChange={(e) => {
+                setMotto(e.target.value);
+                setSaved(false);
+              }}
+            />
+          </label>
+          <label className="field">
+            <span>{t('settings.phone')}</span>
+            <input
+              data-testid="profile-phone"
+              type="tel"
+              value={phone}
+              maxLength={32}
+              onChange={(e) => {
+                setPhone(e.target.value);
+                setSaved(false);
+              }}
+            />
+          </label>
+          <FormError text={error} />
+          <div className="button-row button-row-start">
+            <button
+              type="submit"
+              className="button button-primary"
+              disabled={busy}
+              data-testid="profile-save"
+            >
+              {busy ? t('common.saving') : t('settings.profileSave')}
+            </button>
+            {saved && (
+              <span className="saved-note" data-testid="profile-saved" role="status">
+                {t('common.saved')}
+              </span>
+            )}
+          </div>
+        </form>
+      )}
+    </section>
+  );
+}
+
+function AppearanceSection() {
+  const { t } = useI18n();
+  const settings = useApp((s) => s.settings);
+  const [error, setError] = useState<string | null>(null);
+  const save = async (change: Parameters<typeof saveSettings>[0]) => {
+    setError(await saveSettings(change));
+  };
+  return (
+    <section className="settings-section">
+      <h3>{t('settings.appearance')}</h3>
+      <div className="field-row">
+        <label className="field field-grow">
+          <span>{t('settings.language')}</span>
+          <select
+            data-testid="settings-language"
+            value={settings.language ?? 'system'}
+            onChange={(e) =>
+              void save({ language: e.target.value === 'system' ? null : e.target.value })
+            }
+          >
+            <option value="system">{t('settings.languageSystem')}</option>
+            <option value="en">English</option>
+            <option value="zh-CN">简体中文</option>
+          </select>
+        </label>
+        <label className="field field-grow">
+          <span>{t('settings.theme')}</span>
+          <select
+            data-testid="settings-theme"
+            value={settings.theme}
+            onChange={(e) => void save({ theme: e.target.value as Theme })}
+          >
+            <option value="system">{t('settings.themeSystem')}</option>
+            <option value="light">{t('settings.themeLight')}</option>
+            <option value="dark">{t('settings.themeDark')}</option>
+          </select>
+        </label>
+      </div>
+      <label className="check">
+        <input
+          type="checkbox"
+          data-testid="settings-notifications"
+          checked={settings.notifications}
+          onChange={(e) => void save({ notifications: e.target.checked })}
+        />
+        <span>
+          {t('settings.notifications')}
+          <small className="muted">{t('settings.notificationsHint')}</small>
+        </span>
+      </label>
+      <FormError text={error} />
+    </section>
+  );
+}
+
+function EraseDialog({ onClose }: { onClose: () => void }) {
+  const { t } = useI18n();
+  const [password, setPassword] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!password || busy) return;
+    setBusy(true);
+    setError(null);
+    try {
+      await eraseAccount(password);
+    } catch (err) {
+      setError(errorText(toIpcError(err), t));
+      setBusy(false);
+    }
+  };
+  return (
+    <Modal title={t('settings.eraseTitle')} onClose={onClose} tone="danger">
+      <form className="form" onSubmit={(e) => void submit(e)} noValidate>
+        <p className="danger-text">{t('settings.eraseWarning')}</p>
+        <label className="field">
+          <span>{t('settings.erasePassword')}</span>
+          <input
+            type="password"
+            data-testid="erase-password"
+            value={password}
+            autoComplete="current-password"
+            onChange={(e) => setPassword(e.target.value)}
+          />
+        </label>
+        <FormError text={error} />
+        <div className="button-row">
+          <button type="button" className="button" onClick={onClose}>
+            {t('common.cancel')}
+          </button>
+          <button
+            type="submit"
+            className="button button-danger"
+            disabled={!password || busy}
+            data-testid="erase-confirm"
+          >
+            {t('settings.eraseConfirm')}
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}
+
+export function SettingsDialog({ onClose }: { onClose: () => void }) {
+  const { t } = useI18n();
+  const info = useApp((s) => s.info);
+  const me = useApp((s) => s.social?.me);
+  const [erasing, setErasing] = useState(false);
+  return (
+    <Modal
+      title={t('settings.title')}
+      onClose={onClose}
+      className="settings"
+      closeTestId="settings-close"
+    >
+      <ProfileSection />
+      <AppearanceSection />
+      <section className="settings-section">
+        <h3>{t('settings.account')}</h3>
+        <div className="button-row button-row-start">
+          <button
+            type="button"
+            className="button"
+            onClick={() => void logout()}
+            data-testid="logout"
+          >
+            {t('settings.logout')}
+          </button>
+          {me && !me.is_guest && (
+            <button
+              type="button"
+              className="button button-danger-outline"
+              onClick={() => setErasing(true)}
+              data-testid="erase-open"
+            >
+              {t('settings.erase')}
+            </button>
+          )}
+        </div>
+      </section>
+      {info && (
+        <p className="settings-about muted">
+          {t('settings.about', { version: info.version, dir: info.data_dir })}
+        </p>
+      )}
+      {erasing && <EraseDialog onClose={() => setErasing(false)} />}
+    </Modal>
+  );
+}

@@ -1,0 +1,373 @@
+// The app's phases (start → connect → login → main), the session's social state and the saved
+// settings. Screens read this store and call the actions below; engine events arrive in
+// handleEvent.
+import { create } from 'zustand';
+import type {
+  AppEvent,
+  AppInfo,
+  ConnectionState,
+  IpcError,
+  ServerSettings,
+  Session,
+  Settings,
+} from '../bindings';
+import { call, toIpcError } from '../ipc';
+import { resolveLocale, setLocale, t } from '../i18n';
+import { errorText } from '../i18n/errors';
+import {
+  closeConversation,
+  connectionRestored,
+  handleChatEvent,
+  loadPreviews,
+  resetChat,
+} from './chat';
+import { SQUARE, userTarget } from './conversation';
+import { socialFromSession, socialReducer, withFriendList, type Social } from './social';
+import { applyTheme } from './theme';
+
+export type Phase = 'starting' | 'connect' | 'login' | 'main';
+
+export interface CertificateChange {
+  fingerprint: string;
+  server: ServerSettings;
+}
+
+export interface Notice {
+  title: string;
+  text: string;
+}
+
+interface AppState {
+  phase: Phase;
+  info: AppInfo | null;
+  settings: Settings;
+  server: ServerSettings;
+  /** Shown while resuming the remembered account at start. */
+  resuming: string | null;
+  loginUsername: string;
+  /** A message for the login screen (why we are back there). */
+  loginError: string | null;
+  certChange: CertificateChange | null;
+  social: Social | null;
+  connection: ConnectionState;
+  notice: Notice | null;
+  toast: string | null;
+}
+
+export const DEFAULT_SETTINGS: Settings = {
+  server: { host: '127.0.0.1', port: 4399, tls: true },
+  last_user: null,
+  language: null,
+  theme: 'system',
+  notifications: true,
+};
+
+const initial: AppState = {
+  phase: 'starting',
+  info: null,
+  settings: DEFAULT_SETTINGS,
+  server: DEFAULT_SETTINGS.server,
+  resuming: null,
+  loginUsername: '',
+  loginError: null,
+  certChange: null,
+  social: null,
+  connection: 'offline',
+  notice: null,
+  toast: null,
+};
+
+export const useApp = create<AppState>(() => initial);
+
+/** For tests: back to the state before start(). */
+export function resetApp(): void {
+  useApp.setState(initial, true);
+}
+
+function applySettings(settings: Settings, osLanguage: string): void {
+  setLocale(resolveLocale(settings.language, osLanguage));
+  applyTheme(settings.theme);
+}
+
+function osLanguage(): string {
+  return useApp.getState().info?.os_language ?? navigator.language ?? 'en';
+}
+
+/** App start: settings, then the remembered account's session if there is one. */
+export async function start(): Promise<void> {
+  let info: AppInfo;
+  try {
+    info = await call('app_info', {});
+  } catch (e) {
+    applySettings(DEFAULT_SETTINGS, navigator.language ?? 'en');
+    useApp.setState({ phase: 'connect', loginError: errorText(toIpcError(e), t) });
+    return;
+  }
+  const settings = info.settings;
+  applySettings(settings, info.os_language);
+  useApp.setState({ info, settings, server: settings.server });
+  const user = settings.last_user;
+  if (!user) {
+    useApp.setState({ phase: 'connect' });
+    return;
+  }
+  useApp.setState({ phase: 'starting', resuming: user, loginUsername: user });
+  try {
+    await call('connect', { server: settings.server });
+    const session = await call('resume', { username: user });
+    enterSession(session);
+  } catch (e) {
+    const error = toIpcError(e);
+    if (error.code === 'certificate_changed' && error.fingerprint) {
+      useApp.setState({
+        phase: 'connect',
+        resuming: null,
+        certChange: { fingerprint: error.fingerprint, server: settings.server },
+      });
+      return;
+    }
+    useApp.setState({ phase: 'login', resuming: null, loginError: errorText(error, t) });
+  }
+}
+
+/** Connects to a server; on success the login screen shows. Resolves with the error, if any. */
+export async function connectTo(server: ServerSettings): Promise<IpcError | null> {
+  try {
+    await call('connect', { server });
+    useApp.setState((s) => ({
+      phase: 'login',
+      server,
+      certChange: null,
+      loginError: null,
+      settings: { ...s.settings, server },
+    }));
+    return null;
+  } catch (e) {
+    const error = toIpcError(e);
+    if (error.code === 'certificate_changed' && error.fingerprint) {
+      useApp.setState({ certChange: { fingerprint: error.fingerprint, server } });
+    }
+    return error;
+  }
+}
+
+/** Trusts the new certificate the warning shows, then connects again (or goes on, if logged in). */
+export async function trustCertificate(): Promise<IpcError | null> {
+  const change = useApp.getState().certChange;
+  if (!change) return null;
+  try {
+    await call('accept_certificate', { fingerprint: change.fingerprint });
+  } catch (e) {
+    return toIpcError(e);
+  }
+  if (useApp.getState().phase === 'main') {
+    useApp.setState({ certChange: null });
+    return null;
+  }
+  return connectTo(change.server);
+}
+
+export function dismissCertificate(): void {
+  useApp.setState({ certChange: null });
+}
+
+export function changeServer(): void {
+  useApp.setState({ phase: 'connect', loginError: null });
+}
+
+/** A session started (login, guest, register, resume). */
+export function enterSession(session: Session): void {
+  const social = socialFromSession(session);
+  resetChat(social.me.username);
+  useApp.setState((s) => ({
+    phase: 'main',
+    social,
+    resuming: null,
+    loginError: null,
+    connection: 'online',
+    notice: null,
+    settings: social.me.is_guest ? s.settings : { ...s.settings, last_user: social.me.username },
+  }));
+  void loadPreviews([SQUARE, ...social.friends.map((f) => userTarget(f.username))]);
+}
+
+function leaveSession(loginUsername: string, loginError: string | null = null): void {
+  resetChat('');
+  useApp.setState((s) => ({
+    phase: 'login',
+    social: null,
+    loginUsername,
+    loginError,
+    settings: { ...s.settings, last_user: null },
+  }));
+}
+
+export async function login(username: string, password: string): Promise<void> {
+  enterSession(await call('login', { username, password }));
+}
+
+export async function guestLogin(username: string): Promise<void> {
+  enterSession(await call('guest_login', { username }));
+}
+
+export async function logout(): Promise<void> {
+  const me = useApp.getState().social?.me;
+  try {
+    await call('logout', {});
+  } catch {
+    // The shell forgets the account locally even when the server could not be told.
+  }
+  leaveSession(me && !me.is_guest ? me.username : '');
+}
+
+/** Erases the account; rejects with an IpcError (wrong password…) and stays logged in then. */
+export async function eraseAccount(password: string): Promise<void> {
+  await call('erase_account', { password });
+  leaveSession('');
+}
+
+/** Saves and applies settings at once; resolves with an error sentence if saving failed. */
+export async function saveSettings(change: Partial<Settings>): Promise<string | null> {
+  const next = { ...useApp.getState().settings, ...change };
+  useApp.setState({ settings: next });
+  applySettings(next, osLanguage());
+  try {
+    // The shell also writes settings (server on connect, last user on login): start from its copy.
+    const fresh = (await call('app_info', {})).settings;
+    const saved = await call('save_settings', { settings: { ...fresh, ...change } });
+    useApp.setState({ settings: saved });
+    return null;
+  } catch (e) {
+    return errorText(toIpcError(e), t);
+  }
+}
+
+export async function refreshFriends(): Promise<void> {
+  try {
+    const list = await call('friends', {});
+    useApp.setState((s) => (s.social ? { social: withFriendList(s.social, list) } : s));
+  } catch {
+    // The events keep the list right meanwhile; the next refresh catches up.
+  }
+}
+
+export async function respondToRequest(from: string, accept: boolean): Promise<void> {
+  await call('friend_respond', { from, accept });
+  useApp.setState((s) =>
+    s.social
+      ? {
+          social: {
+            ...s.social,
+            incoming: s.social.incoming.filter((r) => r.from.toLowerCase() !== from.toLowerCase()),
+          },
+        }
+      : s,
+  );
+  if (accept) {
+    await refreshFriends();
+    void loadPreviews([userTarget(from)]);
+  }
+}
+
+export async function sendFriendRequest(to: string, message: string): Promise<void> {
+  await call('friend_request', { to, message });
+  await refreshFriends();
+}
+
+export async function removeFriend(username: string): Promise<void> {
+  await call('friend_delete', { username });
+  closeConversation(userTarget(username));
+  useApp.setState((s) =>
+    s.social
+      ? {
+          social: {
+            ...s.social,
+            friends: s.social.friends.filter(
+              (f) => f.username.toLowerCase() !== username.toLowerCase(),
+            ),
+          },
+        }
+      : s,
+  );
+}
+
+export async function updateProfile(nickname: string, motto: string, phone: string): Promise<void> {
+  const profile = await call('update_profile', { edit: { nickname, motto, phone } });
+  useApp.setState((s) => (s.social ? { social: { ...s.social, me: profile } } : s));
+}
+
+export function dismissNotice(): void {
+  useApp.setState({ notice: null });
+}
+
+let toastTimer: ReturnType<typeof setTimeout> | undefined;
+
+export function showToast(text: string): void {
+  clearTimeout(toastTimer);
+  useApp.setState({ toast: text });
+  toastTimer = setTimeout(() => useApp.setState({ toast: null }), 5000);
+}
+
+/** Every engine event comes through here. */
+export function handleEvent(e: AppEvent): void {
+  const state = useApp.getState();
+  switch (e.type) {
+    case 'connection':
+      if (e.state === 'online' && state.connection !== 'online') connectionRestored();
+      useApp.setState({ connection: e.state });
+      return;
+    case 'message':
+    case 'sent':
+    case 'delivered':
+    case 'failed':
+      if (state.phase === 'main') handleChatEvent(e);
+      return;
+    case 'kicked': {
+      if (state.phase !== 'main') return;
+      if (e.reason === 'logged_in_elsewhere') {
+        const me = state.social?.me;
+        resetChat('');
+        useApp.setState({
+          phase: 'login',
+          social: null,
+          loginUsername: me && !me.is_guest ? me.username : '',
+          loginError: null,
+          notice: { title: t('kicked.title'), text: t('kicked.loggedInElsewhere') },
+        });
+      } else {
+        showToast(t('kicked.other', { reason: e.reason }));
+      }
+      return;
+    }
+    case 'session_lost': {
+      if (state.phase !== 'main') return;
+      const me = state.social?.me;
+      const text = t('session.lost', { error: errorText(e.error, t) });
+      resetChat('');
+      useApp.setState({
+        phase: 'login',
+        social: null,
+        loginUsername: me && !me.is_guest ? me.username : '',
+        loginError: text,
+      });
+      return;
+    }
+    case 'certificate_changed':
+      if (e.error.fingerprint) {
+        useApp.setState({
+          certChange: { fingerprint: e.error.fingerprint, server: state.server },
+        });
+      }
+      return;
+    default: {
+      if (!state.social) return;
+      const social = socialReducer(state.social, e);
+      if (social !== state.social) useApp.setState({ social });
+      if (e.type === 'friend_response' && e.accepted) {
+        void refreshFriends();
+        void loadPreviews([userTarget(e.username)]);
+      }
+      if (e.type === 'friend_removed') closeConversation(userTarget(e.username));
+    }
+  }
+}

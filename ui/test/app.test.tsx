@@ -1,0 +1,131 @@
+import { act, render, screen, within } from '@testing-library/react';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import type { AppInfo, Session } from '../src/bindings';
+import { App } from '../src/App';
+import { call } from '../src/ipc';
+import { setLocale } from '../src/i18n';
+import { handleEvent, resetApp } from '../src/state/app';
+
+vi.mock('../src/ipc', () => ({
+  call: vi.fn(),
+  onEvent: vi.fn(() => Promise.resolve(() => {})),
+  toIpcError: (e: unknown) => e,
+}));
+
+const mockedCall = vi.mocked(call);
+
+const info = (lastUser: string | null, language: string | null = 'en'): AppInfo => ({
+  settings: {
+    server: { host: 'chat.example.org', port: 4399, tls: true },
+    last_user: lastUser,
+    language,
+    theme: 'light',
+    notifications: true,
+  },
+  version: '0.1.0',
+  os_language: 'en-US',
+  data_dir: '/tmp/natter',
+});
+
+const session: Session = {
+  profile: { username: 'alice', nickname: '', motto: '', phone: '', is_guest: false },
+  online: [{ username: 'bob', nickname: '', is_guest: false }],
+  friends: [
+    { username: 'bob', nickname: 'Bobby', motto: '', is_guest: false, online: true },
+    { username: 'carol', nickname: '', motto: '', is_guest: false, online: false },
+  ],
+  incoming_requests: [{ from: 'erin', to: 'alice', message: 'hello!', ts: 1 }],
+  outgoing_requests: [],
+  resumed: true,
+};
+
+function backend(appInfo: AppInfo, resume: () => Promise<Session>) {
+  mockedCall.mockImplementation(((cmd: string) => {
+    switch (cmd) {
+      case 'app_info':
+        return Promise.resolve(appInfo);
+      case 'connect':
+        return Promise.resolve({ fingerprint: null });
+      case 'resume':
+        return resume();
+      case 'local_history':
+      case 'history':
+        return Promise.resolve([]);
+      default:
+        return Promise.resolve(null);
+    }
+  }) as typeof call);
+}
+
+beforeEach(() => {
+  mockedCall.mockReset();
+  resetApp();
+  setLocale('en');
+});
+
+describe('app start', () => {
+  it('resumes the remembered account into the main view', async () => {
+    backend(info('alice'), () => Promise.resolve(session));
+    render(<App />);
+    expect(await screen.findByTestId('main-view')).toBeInTheDocument();
+    expect(screen.getByTestId('me-name')).toHaveTextContent('alice');
+    expect(screen.getByTestId('conv-square')).toBeInTheDocument();
+    const rows = screen.getAllByTestId(/^conv-user-/).map((r) => r.dataset.testid);
+    expect(rows).toEqual(['conv-user-bob', 'conv-user-carol']);
+    expect(screen.getByTestId('presence-bob')).toHaveAttribute('data-online', 'true');
+    expect(screen.getByTestId('presence-carol')).toHaveAttribute('data-online', 'false');
+    expect(
+      within(screen.getByTestId('request-erin')).getByTestId('request-accept-erin'),
+    ).toBeInTheDocument();
+  });
+
+  it('shows the login screen with the name filled in when resuming fails', async () => {
+    backend(info('alice'), () =>
+      Promise.reject({ code: 'session_expired', message: 'expired', fingerprint: null }),
+    );
+    render(<App />);
+    expect(await screen.findByTestId('login-username')).toHaveValue('alice');
+    expect(screen.getByTestId('form-error')).toHaveTextContent('Your session has expired');
+  });
+
+  it('follows the OS language when none is set', async () => {
+    backend({ ...info(null, null), os_language: 'zh-CN' }, () => Promise.resolve(session));
+    render(<App />);
+    expect(await screen.findByTestId('connect-submit')).toHaveTextContent('连接');
+  });
+
+  it('goes back to login with an explanation when signed in elsewhere', async () => {
+    backend(info('alice'), () => Promise.resolve(session));
+    render(<App />);
+    await screen.findByTestId('main-view');
+    act(() => handleEvent({ type: 'kicked', reason: 'logged_in_elsewhere' }));
+    expect(await screen.findByTestId('login-username')).toHaveValue('alice');
+    expect(screen.getByTestId('notice-text')).toHaveTextContent('another device');
+  });
+
+  it('shows the connection banner and the unread count in the title', async () => {
+    backend(info('alice'), () => Promise.resolve(session));
+    render(<App />);
+    await screen.findByTestId('main-view');
+    act(() => handleEvent({ type: 'connection', state: 'connecting' }));
+    act(() =>
+      handleEvent({
+        type: 'message',
+        message: {
+          msg_id: 1,
+          client_msg_id: 'x1',
+          from: 'bob',
+          from_guest: false,
+          to: { kind: 'user', username: 'alice' },
+          ts: Date.now(),
+          body: { kind: 'text', text: 'hi' },
+          state: 'received',
+          error: null,
+        },
+      }),
+    );
+    expect(screen.getByTestId('connection-banner')).toHaveAttribute('data-state', 'connecting');
+    expect(screen.getByTestId('unread-bob')).toHaveTextContent('1');
+    expect(document.title).toBe('(1) Natter');
+  });
+});

@@ -1,0 +1,251 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { LocalMessage, Target } from '../src/bindings';
+import { call } from '../src/ipc';
+import {
+  handleChatEvent,
+  jumpTo,
+  loadNewer,
+  loadOlder,
+  openConversation,
+  resetChat,
+  retryMessage,
+  sendText,
+  useChat,
+} from '../src/state/chat';
+import { convKey } from '../src/state/conversation';
+import { ids, msg } from './fixtures';
+
+vi.mock('../src/ipc', () => ({
+  call: vi.fn(),
+  onEvent: vi.fn(),
+  toIpcError: (e: unknown) => e,
+}));
+
+const mockedCall = vi.mocked(call);
+const bob: Target = { kind: 'user', username: 'bob' };
+const BOB = convKey(bob);
+
+type Handler = (args: Record<string, unknown>) => unknown;
+
+function backend(handlers: Record<string, Handler>) {
+  mockedCall.mockImplementation(((cmd: string, args: Record<string, unknown>) => {
+    const h = handlers[cmd];
+    if (!h) return Promise.reject({ code: 'internal', message: `no ${cmd}`, fingerprint: null });
+    try {
+      return Promise.resolve(h(args));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }) as typeof call);
+}
+
+function fromBob(msgId: number, text = `m${msgId}`): LocalMessage {
+  return msg({ msg_id: msgId, client_msg_id: `b${msgId}`, from: 'bob', text });
+}
+
+function listOf(key = BOB): readonly LocalMessage[] {
+  return useChat.getState().convs[key]?.messages ?? [];
+}
+
+beforeEach(() => {
+  mockedCall.mockReset();
+  resetChat('alice');
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('opening a chat', () => {
+  it('shows the local page, then merges the server page that fills a gap', async () => {
+    backend({
+      local_history: () => [fromBob(1), fromBob(4)],
+      history: () => [fromBob(1), fromBob(2), fromBob(3), fromBob(4)],
+    });
+    await openConversation(bob);
+    expect(listOf().map((m) => m.msg_id)).toEqual([1, 2, 3, 4]);
+    expect(mockedCall).toHaveBeenCalledWith('local_history', {
+      with: bob,
+      before: null,
+      limit: 50,
+    });
+    expect(mockedCall).toHaveBeenCalledWith('history', { with: bob, before: null, limit: 50 });
+    expect(useChat.getState().previews[BOB]?.text).toBe('m4');
+  });
+
+  it('still shows the local page when the server cannot be reached', async () => {
+    backend({
+      local_history: () => [fromBob(1)],
+      history: () => {
+        throw { code: 'offline', message: 'offline', fingerprint: null };
+      },
+    });
+    await openConversation(bob);
+    expect(listOf().map((m) => m.msg_id)).toEqual([1]);
+    expect(useChat.getState().convs[BOB]?.error).toBeNull();
+  });
+});
+
+describe('paging back', () => {
+  it('uses the local store, and the server when the store runs out', async () => {
+    const page = (from: number, to: number) =>
+      Array.from({ length: to - from + 1 }, (_, i) => fromBob(from + i));
+    backend({
+      local_history: ({ before }) => (before === null ? page(200, 249) : page(180, 199)),
+      history: ({ before }) => (before === null ? [] : page(100, 199)),
+    });
+    await openConversation(bob);
+    await loadOlder(bob);
+    const list = listOf();
+    expect(list[0]?.msg_id).toBe(100);
+    expect(list).toHaveLength(150);
+    expect(mockedCall).toHaveBeenCalledWith('local_history', {
+      with: bob,
+      before: 200,
+      limit: 100,
+    });
+    expect(mockedCall).toHaveBeenCalledWith('history', { with: bob, before: 200, limit: 100 });
+    expect(useChat.getState().convs[BOB]?.hasOlder).toBe(true);
+  });
+
+  it('stops at the beginning of the conversation', async () => {
+    backend({
+      local_history: ({ before }) => (before === null ? [fromBob(5), fromBob(6)] : []),
+      history: ({ before }) => (before === null ? [] : [fromBob(3), fromBob(4)]),
+    });
+    await openConversation(bob);
+    await loadOlder(bob);
+    expect(listOf().map((m) => m.msg_id)).toEqual([3, 4, 5, 6]);
+    expect(useChat.getState().convs[BOB]?.hasOlder).toBe(false);
+  });
+});
+
+describe('sending', () => {
+  it('shows my message at once as sending, then sent and delivered from events', async () => {
+    const queued: LocalMessage = msg({
+      msg_id: null,
+      client_msg_id: 'mine',
+      from: 'alice',
+      to: bob,
+      state: 'sending',
+      text: 'hello',
+    });
+    backend({ local_history: () => [], history: () => [], send_text: () => queued });
+    await openConversation(bob);
+    await sendText(bob, 'hello');
+    expect(listOf()[0]?.state).toBe('sending');
+    handleChatEvent({ type: 'sent', client_msg_id: 'mine', msg_id: 9, ts: 5 });
+    expect(listOf()[0]).toMatchObject({ state: 'sent', msg_id: 9 });
+    handleChatEvent({ type: 'delivered', client_msg_id: 'mine', msg_id: 9 });
+    expect(listOf()[0]?.state).toBe('delivered');
+  });
+
+  it('applies a "sent" that overtook the answer to send_text', async () => {
+    const queued: LocalMessage = msg({
+      msg_id: null,
+      client_msg_id: 'fast',
+      from: 'alice',
+      to: bob,
+      state: 'sending',
+    });
+    backend({
+      local_history: () => [],
+      history: () => [],
+      send_text: () => {
+        handleChatEvent({ type: 'sent', client_msg_id: 'fast', msg_id: 3, ts: 1 });
+        return queued;
+      },
+    });
+    await openConversation(bob);
+    await sendText(bob, 'x');
+    expect(listOf()[0]).toMatchObject({ state: 'sent', msg_id: 3 });
+  });
+
+  it('a failed message shows the translated reason; Retry sends it again', async () => {
+    const queued: LocalMessage = msg({
+      msg_id: null,
+      client_msg_id: 'f',
+      from: 'alice',
+      to: bob,
+      state: 'sending',
+    });
+    backend({
+      local_history: () => [],
+      history: () => [],
+      send_text: () => queued,
+      retry: () => null,
+    });
+    await openConversation(bob);
+    await sendText(bob, 'x');
+    handleChatEvent({ type: 'failed', client_msg_id: 'f', code: 'not_friends', message: 'nope' });
+    expect(listOf()[0]).toMatchObject({
+      state: 'failed',
+      error: 'You are not friends with this user.',
+    });
+    await retryMessage('f');
+    expect(mockedCall).toHaveBeenCalledWith('retry', { client_msg_id: 'f' });
+    expect(listOf()[0]?.state).toBe('sending');
+  });
+});
+
+describe('unread', () => {
+  it('counts messages for chats that are not open, once each, and clears on opening', async () => {
+    backend({ local_history: () => [], history: () => [] });
+    const m = fromBob(1);
+    handleChatEvent({ type: 'message', message: m });
+    handleChatEvent({ type: 'message', message: { ...m } });
+    handleChatEvent({ type: 'message', message: fromBob(2) });
+    expect(useChat.getState().unread[BOB]).toBe(2);
+    await openConversation(bob);
+    expect(useChat.getState().unread[BOB]).toBeUndefined();
+    handleChatEvent({ type: 'message', message: fromBob(3) });
+    expect(useChat.getState().unread[BOB]).toBeUndefined();
+    expect(listOf().map((x) => x.msg_id)).toEqual([3]);
+  });
+
+  it('does not count my own messages', () => {
+    handleChatEvent({
+      type: 'message',
+      message: msg({ from: 'alice', to: bob, state: 'sent' }),
+    });
+    expect(useChat.getState().unread[BOB]).toBeUndefined();
+  });
+
+  it('counts Square messages under the Square', () => {
+    handleChatEvent({
+      type: 'message',
+      message: msg({ from: 'carol', to: { kind: 'square' } }),
+    });
+    expect(useChat.getState().unread.square).toBe(1);
+  });
+});
+
+describe('jumping to a search hit', () => {
+  it('opens the window around it, marks it, and pages forward to the live end', async () => {
+    vi.useFakeTimers();
+    const older = [fromBob(8), fromBob(9), fromBob(10, 'the hit')];
+    const newer = Array.from({ length: 100 }, (_, i) => fromBob(11 + i));
+    backend({
+      history_around: () => ({ older, newer }),
+      history_after: ({ after }) => (after === 110 ? [fromBob(111), fromBob(112)] : []),
+      local_history: () => [fromBob(111), fromBob(112)],
+    });
+    await jumpTo({ message: fromBob(10, 'the hit'), with: bob });
+    let conv = useChat.getState().convs[BOB];
+    expect(conv?.highlight).toBe('b10');
+    expect(conv?.liveEnd).toBe(false);
+    expect(ids(conv?.messages ?? [])[0]).toBe('b8');
+
+    // Live messages wait until paging forward reaches them (no gap in the list).
+    handleChatEvent({ type: 'message', message: fromBob(113) });
+    expect(listOf().some((m) => m.msg_id === 113)).toBe(false);
+
+    await loadNewer(bob);
+    conv = useChat.getState().convs[BOB];
+    expect(conv?.liveEnd).toBe(true);
+    expect(conv?.messages.at(-1)?.msg_id).toBe(112);
+    expect(mockedCall).toHaveBeenCalledWith('history_after', { with: bob, after: 110, limit: 100 });
+
+    vi.advanceTimersByTime(3000);
+    expect(useChat.getState().convs[BOB]?.highlight).toBeNull();
+  });
+});

@@ -1,0 +1,37 @@
+// Builders for test data in the shapes of bindings.ts.
+import type { LocalMessage, MessageState, Target } from '../src/bindings';
+
+let seq = 0;
+
+export function msg(partial: Partial<LocalMessage> & { text?: string } = {}): LocalMessage {
+  seq += 1;
+  const { text, ...rest } = partial;
+  return {
+    msg_id: seq,
+    client_msg_id: `c${seq}`,
+    from: 'bob',
+    from_guest: false,
+    to: { kind: 'user', username: 'alice' } as Target,
+    ts: Date.UTC(2024, 2, 5, 10, 0) + seq * 1000,
+    body: { kind: 'text', text: text ?? `message ${seq}` },
+    state: 'received' as MessageState,
+    error: null,
+    ...rest,
+  };
+}
+
+/** A message of mine still being sent. */
+export function pending(text = 'hi', clientId?: string): LocalMessage {
+  return msg({
+    msg_id: null,
+    ...(clientId ? { client_msg_id: clientId } : {}),
+    from: 'alice',
+    to: { kind: 'user', username: 'bob' },
+    state: 'sending',
+    text,
+  });
+}
+
+export function ids(list: readonly LocalMessage[]): string[] {
+  return list.map((m) => m.client_msg_id);
+}
