@@ -69,9 +69,10 @@ async fn two_people_use_the_app_from_sign_up_to_a_message_sent_while_the_server_
     alice.click("add-friend-open").await?;
     alice.fill("add-friend-username", "bobby").await?;
     alice.fill("add-friend-message", "我是爱丽丝").await?;
+    alice.screenshot("04-add-friend").await?;
     alice.click("add-friend-submit").await?;
     bob.text_contains("request-alice", "我是爱丽丝").await?;
-    bob.screenshot("04-friend-request").await?;
+    bob.screenshot("05-friend-request").await?;
     bob.click("request-accept-alice").await?;
     bob.attr_is("presence-alice", "data-online", "true").await?;
     alice
@@ -134,6 +135,8 @@ async fn two_people_use_the_app_from_sign_up_to_a_message_sent_while_the_server_
         .await?;
     alice.screenshot("08-offline").await?;
     server.restart().await?;
+    bob.text_contains("unread-alice", "1").await?;
+    bob.click("conv-user-alice").await?;
     bob.message("sent while the server was down").await?;
     alice
         .message_state("sent while the server was down", "delivered")

@@ -170,6 +170,16 @@ impl AppInstance {
             .ok_or_else(|| anyhow!("{}'s app is not running", self.name))
     }
 
+    /// The WebDriver session, for what the helpers here do not cover (scripts in the page).
+    pub fn webdriver(&self) -> Result<&Client> {
+        self.client()
+    }
+
+    /// The pid of this instance's `tauri-driver` (the app runs below it, under WebKitWebDriver).
+    pub fn driver_pid(&self) -> Option<u32> {
+        self.driver.as_ref().map(Child::id)
+    }
+
     fn testid(id: &str) -> String {
         format!("[data-testid=\"{id}\"]")
     }
@@ -181,17 +191,39 @@ impl AppInstance {
 
     /// Waits for the element matching a CSS selector.
     pub async fn css(&self, selector: &str) -> Result<Element> {
-        self.client()?
+        let found = self
+            .client()?
             .wait()
             .at_most(UI_TIMEOUT)
             .for_element(Locator::Css(selector))
-            .await
-            .with_context(|| format!("{}: no element {selector} appeared", self.name))
+            .await;
+        if found.is_err() {
+            let _ = self.screenshot(&format!("FAILED-{}", self.name)).await;
+        }
+        found.with_context(|| format!("{}: no element {selector} appeared", self.name))
     }
 
     /// All elements matching a CSS selector now.
     pub async fn all(&self, selector: &str) -> Result<Vec<Element>> {
         Ok(self.client()?.find_all(Locator::Css(selector)).await?)
+    }
+
+    /// An element's text content. WebKitWebDriver's "element text" (visible text) came back
+    /// empty for text that was plainly on screen, so this asks the DOM instead.
+    pub async fn text_of(&self, el: &Element) -> Result<String> {
+        let value = self
+            .client()?
+            .execute(
+                "return arguments[0].textContent;",
+                vec![serde_json::to_value(el)?],
+            )
+            .await?;
+        Ok(value.as_str().unwrap_or_default().to_owned())
+    }
+
+    /// The page's HTML (for diagnosing a failure).
+    pub async fn page_html(&self) -> Result<String> {
+        Ok(self.client()?.source().await?)
     }
 
     /// Is an element with this test id present now?
@@ -249,7 +281,7 @@ impl AppInstance {
         let deadline = Instant::now() + UI_TIMEOUT;
         loop {
             for el in self.all("[data-testid=\"message\"]").await? {
-                if el.text().await.unwrap_or_default().contains(text) {
+                if self.text_of(&el).await.unwrap_or_default().contains(text) {
                     return Ok(el);
                 }
             }
@@ -273,7 +305,8 @@ impl AppInstance {
     /// Waits for an element's text to contain `text`.
     pub async fn text_contains(&self, id: &str, text: &str) -> Result<()> {
         self.until(&format!("{id} to show {text:?}"), || async move {
-            Ok(self.el(id).await?.text().await?.contains(text))
+            let el = self.el(id).await?;
+            Ok(self.text_of(&el).await?.contains(text))
         })
         .await
     }
