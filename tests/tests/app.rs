@@ -5,7 +5,7 @@
 //! Screenshots of the main screens are saved as artifacts (see `harness::app`).
 
 use anyhow::Result;
-use natter_e2e::harness::app::{AppInstance, ENTER};
+use natter_e2e::harness::app::{AppInstance, ENTER, ESCAPE};
 use natter_e2e::TestServer;
 
 const ALICE_PASSWORD: &str = "correct horse 7";
@@ -148,6 +148,7 @@ async fn two_people_use_the_app_from_sign_up_to_a_message_sent_while_the_server_
     let language = alice.el("settings-language").await?;
     language.select_by_value("zh-CN").await?;
     alice.click("settings-close").await?;
+    alice.keys("search-input", ESCAPE).await?;
     alice.text_contains("conv-square", "广场").await?;
     alice.screenshot("10-main-zh").await?;
 

@@ -25,6 +25,8 @@ pub const UI_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// WebDriver's code for the Enter key.
 pub const ENTER: &str = "\u{E007}";
+/// WebDriver's code for the Escape key.
+pub const ESCAPE: &str = "\u{E00C}";
 
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -321,7 +323,17 @@ impl AppInstance {
 
     /// Saves a PNG of the window as `<artifacts>/screenshots/<name>.png`.
     pub async fn screenshot(&self, name: &str) -> Result<PathBuf> {
-        let png = self.client()?.screenshot().await?;
+        let client = self.client()?;
+        // WebKit under Xvfb hands out the last frame it painted; wait for two animation frames
+        // (and a little more) so the screenshot shows what the DOM has now.
+        let _ = client
+            .execute_async(
+                "const done = arguments[0]; \
+                 requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(done, 150)));",
+                vec![],
+            )
+            .await;
+        let png = client.screenshot().await?;
         let dir = artifacts_dir();
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{name}.png"));
