@@ -1,6 +1,6 @@
 import { useEffect } from 'react';
 import { useI18n } from './i18n';
-import { onEvent } from './ipc';
+import { onEvent } from './backend';
 import { dismissNotice, handleEvent, start, useApp } from './state/app';
 import { totalUnread, useChat, windowShown } from './state/chat';
 import { Modal } from './components/Modal';

@@ -4,7 +4,7 @@ import type { LocalMessage } from '../src/bindings';
 import { MessageList } from '../src/components/MessageList';
 import type { ConvState } from '../src/state/chat';
 
-vi.mock('../src/ipc', () => ({
+vi.mock('../src/backend', () => ({
   call: vi.fn(() => Promise.resolve([])),
   onEvent: vi.fn(),
   toIpcError: (e: unknown) => e,

@@ -1,9 +1,9 @@
 import { act, fireEvent, render, screen } from '@testing-library/react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { call } from '../src/ipc';
+import { call } from '../src/backend';
 import { RegisterForm } from '../src/screens/RegisterForm';
 
-vi.mock('../src/ipc', () => ({
+vi.mock('../src/backend', () => ({
   call: vi.fn(),
   onEvent: vi.fn(),
   toIpcError: (e: unknown) => e,

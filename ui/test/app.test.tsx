@@ -2,11 +2,11 @@ import { act, render, screen, within } from '@testing-library/react';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AppInfo, Session } from '../src/bindings';
 import { App } from '../src/App';
-import { call } from '../src/ipc';
+import { call } from '../src/backend';
 import { setLocale } from '../src/i18n';
 import { handleEvent, resetApp } from '../src/state/app';
 
-vi.mock('../src/ipc', () => ({
+vi.mock('../src/backend', () => ({
   call: vi.fn(),
   onEvent: vi.fn(() => Promise.resolve(() => {})),
   toIpcError: (e: unknown) => e,

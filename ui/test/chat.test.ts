@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { LocalMessage, Target } from '../src/bindings';
-import { call } from '../src/ipc';
+import { call } from '../src/backend';
 import {
   handleChatEvent,
   jumpTo,
@@ -15,7 +15,7 @@ import {
 import { convKey } from '../src/state/conversation';
 import { ids, msg } from './fixtures';
 
-vi.mock('../src/ipc', () => ({
+vi.mock('../src/backend', () => ({
   call: vi.fn(),
   onEvent: vi.fn(),
   toIpcError: (e: unknown) => e,

@@ -1,11 +1,11 @@
 import { fireEvent, render, screen } from '@testing-library/react';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { groupFingerprint } from '../src/components/CertificateWarning';
-import { call } from '../src/ipc';
+import { call } from '../src/backend';
 import { ConnectScreen, portAfterTlsToggle } from '../src/screens/ConnectScreen';
 import { resetApp, useApp } from '../src/state/app';
 
-vi.mock('../src/ipc', () => ({
+vi.mock('../src/backend', () => ({
   call: vi.fn(),
   onEvent: vi.fn(),
   toIpcError: (e: unknown) => e,

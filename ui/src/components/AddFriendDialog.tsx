@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { useI18n } from '../i18n';
 import { errorText } from '../i18n/errors';
-import { toIpcError } from '../ipc';
+import { toIpcError } from '../backend';
 import { sendFriendRequest, showToast } from '../state/app';
 import { FormError } from '../screens/LoginScreen';
 import { Modal } from './Modal';

@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from 'react';
 import type { Friend, OnlineUser } from '../bindings';
 import { useI18n } from '../i18n';
 import { errorText } from '../i18n/errors';
-import { toIpcError } from '../ipc';
+import { toIpcError } from '../backend';
 import { removeFriend } from '../state/app';
 import { sameUser } from '../state/conversation';
 import { displayName } from '../state/social';

@@ -2,7 +2,7 @@ import { useCallback, useState } from 'react';
 import type { Target } from '../bindings';
 import { useI18n } from '../i18n';
 import { errorText } from '../i18n/errors';
-import { toIpcError } from '../ipc';
+import { toIpcError } from '../backend';
 import { useApp } from '../state/app';
 import { sendText, useChat } from '../state/chat';
 import { convKey, sameUser } from '../state/conversation';

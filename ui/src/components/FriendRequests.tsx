@@ -2,7 +2,7 @@ import { useState } from 'react';
 import type { FriendRequestInfo } from '../bindings';
 import { useI18n } from '../i18n';
 import { errorText } from '../i18n/errors';
-import { toIpcError } from '../ipc';
+import { toIpcError } from '../backend';
 import { respondToRequest } from '../state/app';
 import { Avatar } from './Avatar';
 import { ChevronIcon } from './Icons';

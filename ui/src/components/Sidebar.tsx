@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from 'react';
 import type { SearchHit, Target } from '../bindings';
 import { useI18n } from '../i18n';
 import { errorText } from '../i18n/errors';
-import { call, toIpcError } from '../ipc';
+import { call, toIpcError } from '../backend';
 import { useApp } from '../state/app';
 import { jumpTo } from '../state/chat';
 import { displayName } from '../state/social';

@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { useI18n } from '../i18n';
 import { errorText } from '../i18n/errors';
-import { toIpcError } from '../ipc';
+import { toIpcError } from '../backend';
 import { changeServer, guestLogin, login, useApp } from '../state/app';
 import { serverLabel } from '../components/CertificateWarning';
 import { LockIcon } from '../components/Icons';

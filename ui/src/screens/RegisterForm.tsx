@@ -1,7 +1,7 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { useI18n, type Key } from '../i18n';
 import { errorText } from '../i18n/errors';
-import { call, toIpcError } from '../ipc';
+import { call, toIpcError } from '../backend';
 import { login } from '../state/app';
 import {
   localUsernameStatus,

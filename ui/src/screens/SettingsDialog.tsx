@@ -2,7 +2,7 @@ import { useState, type FormEvent } from 'react';
 import type { Theme } from '../bindings';
 import { useI18n } from '../i18n';
 import { errorText } from '../i18n/errors';
-import { toIpcError } from '../ipc';
+import { toIpcError } from '../backend';
 import { eraseAccount, logout, saveSettings, updateProfile, useApp } from '../state/app';
 import { Modal } from '../components/Modal';
 import { FormError } from './LoginScreen';

@@ -11,7 +11,7 @@ import type {
   Session,
   Settings,
 } from '../bindings';
-import { call, toIpcError } from '../ipc';
+import { call, toIpcError } from '../backend';
 import { resolveLocale, setLocale, t } from '../i18n';
 import { errorText } from '../i18n/errors';
 import {

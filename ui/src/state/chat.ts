@@ -2,7 +2,7 @@
 // events. The list logic itself is in messages.ts; this module only decides when to call what.
 import { create } from 'zustand';
 import type { AppEvent, LocalMessage, SearchHit, Target } from '../bindings';
-import { call } from '../ipc';
+import { call } from '../backend';
 import { t } from '../i18n';
 import { errorText } from '../i18n/errors';
 import { bodyText, conversationOf, convKey, sameUser, type ConvKey } from './conversation';
