@@ -16,6 +16,7 @@ type Res<T> = Result<T, IpcError>;
 /// Most messages per history page.
 const MAX_PAGE: u32 = 500;
 
+/// Settings, version and OS language for the UI to start with.
 #[tauri::command(rename_all = "snake_case")]
 pub fn app_info(state: State<'_, AppState>) -> AppInfo {
     AppInfo {
@@ -26,6 +27,7 @@ pub fn app_info(state: State<'_, AppState>) -> AppInfo {
     }
 }
 
+/// Replaces the saved settings.
 #[tauri::command(rename_all = "snake_case")]
 pub fn save_settings(state: State<'_, AppState>, settings: Settings) -> Res<Settings> {
     state.update_settings(|s| *s = settings)
@@ -51,11 +53,13 @@ pub async fn connect<R: Runtime>(
     })
 }
 
+/// Trusts the server's new certificate (after `certificate_changed`).
 #[tauri::command(rename_all = "snake_case")]
 pub async fn accept_certificate(state: State<'_, AppState>, fingerprint: String) -> Res<()> {
     Ok(state.client().await?.accept_certificate(&fingerprint)?)
 }
 
+/// Whether a username can be registered, and why not.
 #[tauri::command(rename_all = "snake_case")]
 pub async fn check_username(state: State<'_, AppState>, username: String) -> Res<UsernameCheck> {
     let answer = state.client().await?.query_username(&username).await?;
@@ -65,6 +69,7 @@ pub async fn check_username(state: State<'_, AppState>, username: String) -> Res
     })
 }
 
+/// Creates an account (the UI logs in next).
 #[tauri::command(rename_all = "snake_case")]
 pub async fn register(state: State<'_, AppState>, form: RegisterForm) -> Res<Profile> {
     Ok(state
@@ -80,6 +85,7 @@ pub async fn register(state: State<'_, AppState>, form: RegisterForm) -> Res<Pro
         .await?)
 }
 
+/// Logs in with a password and remembers the account for the next start.
 #[tauri::command(rename_all = "snake_case")]
 pub async fn login(state: State<'_, AppState>, username: String, password: String) -> Res<Session> {
     let info = state.client().await?.login(&username, &password).await?;
@@ -87,6 +93,7 @@ pub async fn login(state: State<'_, AppState>, username: String, password: Strin
     Ok(info.into())
 }
 
+/// Logs in as a guest (not remembered).
 #[tauri::command(rename_all = "snake_case")]
 pub async fn guest_login(state: State<'_, AppState>, username: String) -> Res<Session> {
     Ok(state.client().await?.guest_login(&username).await?.into())
@@ -103,6 +110,7 @@ pub async fn resume(state: State<'_, AppState>, username: String) -> Res<Session
         .into())
 }
 
+/// Ends the session and forgets the remembered account.
 #[tauri::command(rename_all = "snake_case")]
 pub async fn logout(state: State<'_, AppState>) -> Res<()> {
     let result = state.client().await?.logout().await;
@@ -111,6 +119,7 @@ pub async fn logout(state: State<'_, AppState>) -> Res<()> {
     Ok(result?)
 }
 
+/// Deletes the account on the server.
 #[tauri::command(rename_all = "snake_case")]
 pub async fn erase_account(state: State<'_, AppState>, password: String) -> Res<()> {
     state.client().await?.erase_account(&password).await?;
@@ -118,6 +127,7 @@ pub async fn erase_account(state: State<'_, AppState>, password: String) -> Res<
     Ok(())
 }
 
+/// Changes nickname, motto or phone.
 #[tauri::command(rename_all = "snake_case")]
 pub async fn update_profile(state: State<'_, AppState>, edit: ProfileEdit) -> Res<Profile> {
     Ok(state
@@ -127,36 +137,43 @@ pub async fn update_profile(state: State<'_, AppState>, edit: ProfileEdit) -> Re
         .await?)
 }
 
+/// Everyone online.
 #[tauri::command(rename_all = "snake_case")]
 pub async fn online_users(state: State<'_, AppState>) -> Res<Vec<OnlineUser>> {
     Ok(state.client().await?.list_online().await?)
 }
 
+/// Friends and pending requests (the cache when offline).
 #[tauri::command(rename_all = "snake_case")]
 pub async fn friends(state: State<'_, AppState>) -> Res<FriendList> {
     Ok(state.client().await?.friend_list().await?.into())
 }
 
+/// Asks someone to be friends, with a note.
 #[tauri::command(rename_all = "snake_case")]
 pub async fn friend_request(state: State<'_, AppState>, to: String, message: String) -> Res<()> {
     Ok(state.client().await?.friend_request(&to, &message).await?)
 }
 
+/// Accepts or rejects a request.
 #[tauri::command(rename_all = "snake_case")]
 pub async fn friend_respond(state: State<'_, AppState>, from: String, accept: bool) -> Res<()> {
     Ok(state.client().await?.friend_respond(&from, accept).await?)
 }
 
+/// Ends a friendship.
 #[tauri::command(rename_all = "snake_case")]
 pub async fn friend_delete(state: State<'_, AppState>, username: String) -> Res<()> {
     Ok(state.client().await?.friend_delete(&username).await?)
 }
 
+/// Queues a text message (stored locally first; sent now or when back online).
 #[tauri::command(rename_all = "snake_case")]
 pub async fn send_text(state: State<'_, AppState>, to: Target, text: String) -> Res<LocalMessage> {
     Ok(state.client().await?.send_text(to, &text).await?)
 }
 
+/// Sends a failed message again.
 #[tauri::command(rename_all = "snake_case")]
 pub async fn retry(state: State<'_, AppState>, client_msg_id: String) -> Res<()> {
     Ok(state.client().await?.retry(&client_msg_id).await?)
@@ -224,6 +241,7 @@ pub async fn history_after(
         .await?)
 }
 
+/// Searches local history across every conversation.
 #[tauri::command(rename_all = "snake_case")]
 pub async fn search(state: State<'_, AppState>, query: String, limit: u32) -> Res<Vec<SearchHit>> {
     Ok(state.client().await?.search(&query, limit).await?)

@@ -93,7 +93,7 @@ pub struct ConnectInfo {
 pub struct UsernameCheck {
     /// Free to register.
     pub available: bool,
-    /// Why not (`username_taken`, `username_reserved`, `username_invalid`…).
+    /// Why not (`username_taken`, `reserved_username`, `invalid_username`…).
     pub reason: Option<ErrorCode>,
 }
 
@@ -185,7 +185,7 @@ pub struct HistoryWindow {
 
 /// Why a command failed. `code` is a wire [`ErrorCode`] in snake_case or one of the client's
 /// own: `offline`, `timeout`, `not_logged_in`, `not_connected`, `certificate_changed`, `network`,
-/// `tls`, `protocol`, `store`, `closed`, `settings`.
+/// `tls`, `protocol`, `store`, `closed`, `settings`, `invalid_server`.
 #[derive(Debug, Clone, Serialize, TS, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct IpcError {

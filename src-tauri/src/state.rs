@@ -10,15 +10,20 @@ use crate::ipc::{IpcError, ServerSettings, Settings};
 
 /// A running client and the task that forwards its events to the window.
 pub struct Connected {
+    /// The engine handle.
     pub client: Client,
+    /// Which server it talks to.
     pub server: ServerSettings,
+    /// The event forwarding task (aborted when the server changes).
     pub forwarder: JoinHandle<()>,
 }
 
 /// Managed by Tauri.
 pub struct AppState {
+    /// Where settings, pins and stores live.
     pub data_dir: PathBuf,
     settings: Mutex<Settings>,
+    /// The client of the chosen server, once connected.
     pub connected: tokio::sync::Mutex<Option<Connected>>,
 }
 
@@ -45,6 +50,7 @@ impl AppState {
         }
     }
 
+    /// The current settings.
     pub fn settings(&self) -> Settings {
         self.settings
             .lock()

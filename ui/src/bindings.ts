@@ -255,7 +255,7 @@ export type UsernameCheck = {
  */
 available: boolean, 
 /**
- * Why not (`username_taken`, `username_reserved`, `username_invalid`…).
+ * Why not (`username_taken`, `reserved_username`, `invalid_username`…).
  */
 reason: ErrorCode | null, };
 
