@@ -129,3 +129,38 @@ describe('app start', () => {
     expect(document.title).toBe('(1) Natter');
   });
 });
+
+describe('reconnecting', () => {
+  it('asks again who is online, since presence pushes were lost while away', async () => {
+    backend(info('alice'), () => Promise.resolve(session));
+    render(<App />);
+    await screen.findByTestId('main-view');
+    await act(async () => {
+      handleEvent({ type: 'connection', state: 'connecting' });
+    });
+    // While we were away bob left and carol came.
+    mockedCall.mockImplementation(((cmd: string) => {
+      switch (cmd) {
+        case 'online_users':
+          return Promise.resolve([{ username: 'carol', nickname: '', is_guest: false }]);
+        case 'friends':
+          return Promise.resolve({
+            friends: [
+              { username: 'bob', nickname: 'Bobby', motto: '', is_guest: false, online: false },
+              { username: 'carol', nickname: '', motto: '', is_guest: false, online: true },
+            ],
+            incoming: [],
+            outgoing: [],
+          });
+        default:
+          return Promise.resolve([]);
+      }
+    }) as typeof call);
+    await act(async () => {
+      handleEvent({ type: 'connection', state: 'online' });
+    });
+    expect(await screen.findByTestId('presence-carol')).toHaveAttribute('data-online', 'true');
+    expect(screen.getByTestId('presence-bob')).toHaveAttribute('data-online', 'false');
+    expect(mockedCall).toHaveBeenCalledWith('online_users', {});
+  });
+});

@@ -251,6 +251,17 @@ export async function refreshFriends(): Promise<void> {
   }
 }
 
+/** Reloads who is online and the friend list (after a reconnect). */
+export async function refreshPresence(): Promise<void> {
+  try {
+    const online = await call('online_users', {});
+    useApp.setState((s) => (s.social ? { social: { ...s.social, online } } : s));
+  } catch {
+    // Still offline or refused: the next reconnect asks again.
+  }
+  await refreshFriends();
+}
+
 export async function respondToRequest(from: string, accept: boolean): Promise<void> {
   await call('friend_respond', { from, accept });
   useApp.setState((s) =>
@@ -313,7 +324,11 @@ export function handleEvent(e: AppEvent): void {
   const state = useApp.getState();
   switch (e.type) {
     case 'connection':
-      if (e.state === 'online' && state.connection !== 'online') connectionRestored();
+      if (e.state === 'online' && state.connection !== 'online' && state.phase === 'main') {
+        connectionRestored();
+        // Presence pushes sent while we were away are lost: ask again.
+        void refreshPresence();
+      }
       useApp.setState({ connection: e.state });
       return;
     case 'message':
