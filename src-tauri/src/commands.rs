@@ -13,6 +13,9 @@ use crate::state::AppState;
 
 type Res<T> = Result<T, IpcError>;
 
+/// How long the app waits for the server at start before opening the account offline.
+const RESUME_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// Most messages per history page.
 const MAX_PAGE: u32 = 500;
 
@@ -99,13 +102,14 @@ pub async fn guest_login(state: State<'_, AppState>, username: String) -> Res<Se
     Ok(state.client().await?.guest_login(&username).await?.into())
 }
 
-/// Continues the remembered account's session (app start).
+/// Continues the remembered account's session (app start); offline from the local store when
+/// the server does not answer in time.
 #[tauri::command(rename_all = "snake_case")]
 pub async fn resume(state: State<'_, AppState>, username: String) -> Res<Session> {
     Ok(state
         .client()
         .await?
-        .resume_saved(&username, None)
+        .resume_or_open_offline(&username, RESUME_WAIT)
         .await?
         .into())
 }

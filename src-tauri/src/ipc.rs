@@ -127,6 +127,9 @@ pub struct Session {
     pub outgoing_requests: Vec<FriendRequestInfo>,
     /// The server resumed an earlier session.
     pub resumed: bool,
+    /// Opened from the local store because the server could not be reached; the engine logs in
+    /// when it answers (a `connection: online` event follows).
+    pub offline: bool,
 }
 
 impl From<natter_core::LoginInfo> for Session {
@@ -138,6 +141,7 @@ impl From<natter_core::LoginInfo> for Session {
             incoming_requests: i.incoming_requests,
             outgoing_requests: i.outgoing_requests,
             resumed: i.resumed,
+            offline: i.offline,
         }
     }
 }

@@ -152,6 +152,24 @@ async fn two_people_use_the_app_from_sign_up_to_a_message_sent_while_the_server_
     alice.text_contains("conv-square", "广场").await?;
     alice.screenshot("10-main-zh").await?;
 
+    // Alice starts the app while the server is down: her account opens offline with its
+    // history, and logs in by itself when the server is back.
+    server.kill9()?;
+    alice.restart().await?;
+    alice.el("main-view").await?;
+    alice.click("conv-user-bobby").await?;
+    alice
+        .attr_is("connection-banner", "data-state", "connecting")
+        .await?;
+    alice.message("我们明天再说话吧").await?;
+    alice.screenshot("11-started-offline").await?;
+    server.restart().await?;
+    alice
+        .until("the banner to go once the server is back", || async {
+            Ok(!alice.has("connection-banner").await?)
+        })
+        .await?;
+
     alice.quit().await;
     let mut bob = bob;
     bob.quit().await;

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use natter_core::{ConnectionState, Event, LocalMessage, MessageState};
+use natter_core::{ClientError, ConnectionState, Event, LocalMessage, MessageState};
 use natter_e2e::harness::core::*;
 use natter_e2e::*;
 
@@ -675,5 +675,68 @@ async fn a_server_error_while_resuming_is_retried_and_the_session_kept() -> Resu
     bob.expect_connection(ConnectionState::Online).await?;
     bob.send_and_confirm(user("alice"), "you are back").await?;
     expect_each_exactly_once(&mut alice, &["you are back".to_owned()]).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_app_started_while_the_server_is_down_opens_offline_and_logs_in_when_it_returns(
+) -> Result<()> {
+    let mut server = TestServer::start().await?;
+    let mut alice = server.core_user("alice").await?;
+    let mut bob = server.core_user("bobby").await?;
+    befriend_devices(&mut alice, &mut bob).await?;
+    alice
+        .update_profile(Some("爱丽丝".into()), None, None)
+        .await?;
+    let first = alice.send_text(user("bobby"), "before the outage").await?;
+    alice.expect_sent(&first.client_msg_id).await?;
+    // The cached profile is the one of the last login.
+    alice.logout().await?;
+    alice.log_in().await?;
+
+    let alice = alice.restart_app().await;
+    server.kill9()?;
+    let mut alice = alice;
+    let info = alice
+        .resume_or_open_offline("alice", Duration::from_secs(2))
+        .await?;
+    assert!(info.offline, "opened from the local store");
+    assert_eq!(info.profile.nickname, "爱丽丝");
+    assert_eq!(info.friends.len(), 1);
+    assert!(
+        !info.friends[0].online,
+        "nobody is known to be online offline"
+    );
+    let history = alice.local_history(&user("bobby"), None, 50).await?;
+    assert!(history
+        .iter()
+        .any(|m| m.client_msg_id == first.client_msg_id));
+    let queued = alice.send_text(user("bobby"), "written offline").await?;
+
+    server.restart().await?;
+    expect_resumed_online(&mut alice).await?;
+    alice.expect_sent(&queued.client_msg_id).await?;
+    expect_each_exactly_once(
+        &mut bob,
+        &["before the outage".to_owned(), "written offline".to_owned()],
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_account_never_used_on_this_computer_cannot_open_offline() -> Result<()> {
+    let mut server = TestServer::start().await?;
+    let alice = server.core_user("alice").await?;
+    let stranger = Device::fresh("carol", &server)?;
+    server.kill9()?;
+    let refused = stranger
+        .resume_or_open_offline("carol", Duration::from_millis(500))
+        .await;
+    assert!(
+        matches!(refused, Err(ClientError::NotLoggedIn)),
+        "{refused:?}"
+    );
+    drop(alice);
     Ok(())
 }

@@ -168,6 +168,7 @@ export function installDemoBackend(options: DemoOptions): void {
     incoming_requests: incoming,
     outgoing_requests: outgoing,
     resumed: true,
+    offline: false,
   });
   const ordered = (list: LocalMessage[]) => {
     const done = list

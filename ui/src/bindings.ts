@@ -305,7 +305,12 @@ outgoing_requests: Array<FriendRequestInfo>,
 /**
  * The server resumed an earlier session.
  */
-resumed: boolean, };
+resumed: boolean, 
+/**
+ * Opened from the local store because the server could not be reached; the engine logs in
+ * when it answers (a `connection: online` event follows).
+ */
+offline: boolean, };
 
 export type FriendList = { 
 /**

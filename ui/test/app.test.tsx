@@ -4,7 +4,7 @@ import type { AppInfo, Session } from '../src/bindings';
 import { App } from '../src/App';
 import { call } from '../src/backend';
 import { setLocale } from '../src/i18n';
-import { handleEvent, resetApp } from '../src/state/app';
+import { handleEvent, resetApp, useApp } from '../src/state/app';
 
 vi.mock('../src/backend', () => ({
   call: vi.fn(),
@@ -37,6 +37,7 @@ const session: Session = {
   incoming_requests: [{ from: 'erin', to: 'alice', message: 'hello!', ts: 1 }],
   outgoing_requests: [],
   resumed: true,
+  offline: false,
 };
 
 function backend(appInfo: AppInfo, resume: () => Promise<Session>) {
@@ -162,5 +163,36 @@ describe('reconnecting', () => {
     expect(await screen.findByTestId('presence-carol')).toHaveAttribute('data-online', 'true');
     expect(screen.getByTestId('presence-bob')).toHaveAttribute('data-online', 'false');
     expect(mockedCall).toHaveBeenCalledWith('online_users', {});
+  });
+});
+
+describe('starting with the server down', () => {
+  it('opens the remembered account offline with the reconnect banner', async () => {
+    mockedCall.mockImplementation(((cmd: string) => {
+      switch (cmd) {
+        case 'app_info':
+          return Promise.resolve(info('alice'));
+        case 'connect':
+          return Promise.reject({ code: 'network', message: 'connection refused' });
+        case 'resume':
+          return Promise.resolve({ ...session, online: [], offline: true });
+        default:
+          return Promise.resolve([]);
+      }
+    }) as typeof call);
+    render(<App />);
+    expect(await screen.findByTestId('main-view')).toBeInTheDocument();
+    expect(mockedCall).toHaveBeenCalledWith('resume', { username: 'alice' });
+    expect(screen.getByTestId('me-name')).toHaveTextContent('alice');
+    // Not "online" until the engine says so: the reconnect banner shows meanwhile.
+    expect(useApp.getState().connection).toBe('connecting');
+  });
+
+  it('still goes to the login screen when the server refuses the session', async () => {
+    backend(info('alice'), () =>
+      Promise.reject({ code: 'session_expired', message: 'expired', fingerprint: null }),
+    );
+    render(<App />);
+    expect(await screen.findByTestId('login-username')).toHaveValue('alice');
   });
 });

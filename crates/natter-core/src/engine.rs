@@ -63,6 +63,9 @@ pub(crate) enum Command {
         credentials: Option<Credentials>,
         reply: Reply,
     },
+    /// Keep a saved session and resume it whenever the server answers (the app was opened
+    /// offline, see `Client::open_offline`).
+    HoldSession { token: String },
     /// End the session (logout or erase already answered `ok`): stop reconnecting.
     SessionEnded,
     /// Something new is in the outbox.
@@ -375,6 +378,28 @@ impl Engine {
                 }
                 *self.store.lock().unwrap_or_else(|p| p.into_inner()) = None;
             }
+            Command::HoldSession { token } => {
+                if self.session.is_some() {
+                    return;
+                }
+                self.session = Some(Session {
+                    token: Some(token.clone()),
+                    credentials: None,
+                });
+                if greeted {
+                    let message = ClientMessage::Resume {
+                        id: request_id(),
+                        token,
+                    };
+                    let pending = Pending::Login {
+                        credentials: None,
+                        reply: None,
+                    };
+                    self.send_pending(message, pending).await;
+                } else if self.retry_at.is_none() && self.live.is_none() {
+                    self.schedule_retry();
+                }
+            }
             command if !greeted => {
                 let logged_in = self.session.is_some();
                 match command {
@@ -520,6 +545,12 @@ impl Engine {
                 if let Some(store) = self.store() {
                     if let Err(e) = store.save_friends(friends).await {
                         tracing::warn!(error = %e, "cannot cache friends");
+                    }
+                    // For starting offline next time (`Client::open_offline`).
+                    if let Ok(json) = serde_json::to_string(profile) {
+                        if let Err(e) = store.set("profile", &json).await {
+                            tracing::warn!(error = %e, "cannot cache the profile");
+                        }
                     }
                 }
                 self.emit(Event::LoggedIn(Box::new(login.clone())));

@@ -198,6 +198,10 @@ pub struct LoginInfo {
     pub outgoing_requests: Vec<FriendRequestInfo>,
     /// A resumed session.
     pub resumed: bool,
+    /// Opened from the local store while the server could not be reached
+    /// ([`Client::open_offline`]): profile and friends are from the last login, nobody is shown
+    /// online, and the engine logs in as soon as the server answers.
+    pub offline: bool,
 }
 
 /// Friends and pending requests.
@@ -431,6 +435,63 @@ impl Client {
             (None, Some(c)) => self.login_with(c).await,
             (None, None) => Err(ClientError::NotLoggedIn),
         }
+    }
+
+    /// Continues the saved session like [`Client::resume_saved`], but when the server cannot be
+    /// reached within `wait`, opens the account offline instead ([`Client::open_offline`]): the
+    /// user sees their history and can write (queued), and the engine keeps trying to resume.
+    pub async fn resume_or_open_offline(
+        &self,
+        username: &str,
+        wait: Duration,
+    ) -> Result<LoginInfo, ClientError> {
+        match tokio::time::timeout(wait, self.resume_saved(username, None)).await {
+            Ok(Ok(info)) => Ok(info),
+            Ok(Err(ClientError::Offline | ClientError::Timeout | ClientError::Io(_))) | Err(_) => {
+                self.open_offline(username).await
+            }
+            Ok(Err(e)) => Err(e),
+        }
+    }
+
+    /// Opens an account whose session is saved here, without the server: the profile and friends
+    /// from its last login (nobody online), history, search and sending (queued). The engine
+    /// resumes the session as soon as the server answers.
+    pub async fn open_offline(&self, username: &str) -> Result<LoginInfo, ClientError> {
+        if !store_path(&self.data_dir, &self.server, username).exists() {
+            return Err(ClientError::NotLoggedIn);
+        }
+        self.open_local(username).await?;
+        let store = self.local_store()?;
+        let Some(token) = store.get("token").await? else {
+            // Logged out here: there is no session to come back to.
+            return Err(ClientError::NotLoggedIn);
+        };
+        let _ = self.commands.send(Command::HoldSession { token }).await;
+        let profile = store
+            .get("profile")
+            .await?
+            .and_then(|json| serde_json::from_str::<Profile>(&json).ok())
+            .unwrap_or_else(|| Profile {
+                username: username.to_owned(),
+                nickname: String::new(),
+                motto: String::new(),
+                phone: String::new(),
+                is_guest: false,
+            });
+        let mut friends = store.friends().await?;
+        for f in &mut friends {
+            f.online = false;
+        }
+        Ok(LoginInfo {
+            profile,
+            online: Vec::new(),
+            friends,
+            incoming_requests: Vec::new(),
+            outgoing_requests: Vec::new(),
+            resumed: false,
+            offline: true,
+        })
     }
 
     /// Opens `username`'s local store without the server: history reads and `send_*` work
@@ -670,6 +731,7 @@ fn login_info(reply: ServerMessage) -> Result<LoginInfo, ClientError> {
             incoming_requests,
             outgoing_requests,
             resumed,
+            offline: false,
         }),
         other => Err(unexpected(other)),
     }

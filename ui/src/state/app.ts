@@ -93,6 +93,9 @@ function osLanguage(): string {
   return useApp.getState().info?.os_language ?? navigator.language ?? 'en';
 }
 
+/** Error codes meaning "the server did not answer", as opposed to "it said no". */
+const UNREACHABLE = ['network', 'offline', 'timeout'];
+
 /** App start: settings, then the remembered account's session if there is one. */
 export async function start(): Promise<void> {
   let info: AppInfo;
@@ -113,7 +116,12 @@ export async function start(): Promise<void> {
   }
   useApp.setState({ phase: 'starting', resuming: user, loginUsername: user });
   try {
-    await call('connect', { server: settings.server });
+    try {
+      await call('connect', { server: settings.server });
+    } catch (e) {
+      // An unreachable server does not stop the remembered account from opening offline.
+      if (!UNREACHABLE.includes(toIpcError(e).code)) throw e;
+    }
     const session = await call('resume', { username: user });
     enterSession(session);
   } catch (e) {
@@ -184,7 +192,7 @@ export function enterSession(session: Session): void {
     social,
     resuming: null,
     loginError: null,
-    connection: 'online',
+    connection: session.offline ? 'connecting' : 'online',
     notice: null,
     settings: social.me.is_guest ? s.settings : { ...s.settings, last_user: social.me.username },
   }));
