@@ -1,10 +1,9 @@
 import { useState, type FormEvent } from 'react';
 import { useI18n } from '../i18n';
-import { errorText } from '../i18n/errors';
-import { toIpcError } from '../backend';
 import { sendFriendRequest, showToast } from '../state/app';
 import { FormError } from '../screens/LoginScreen';
 import { Modal } from './Modal';
+import { useAction } from './useAction';
 
 export function AddFriendDialog({
   onClose,
@@ -16,22 +15,16 @@ export function AddFriendDialog({
   const { t } = useI18n();
   const [username, setUsername] = useState(initialUsername);
   const [message, setMessage] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useAction();
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     const name = username.trim();
     if (busy || !name) return;
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       await sendFriendRequest(name, message.trim());
       showToast(t('addFriend.sent', { name }));
       onClose();
-    } catch (err) {
-      setError(errorText(toIpcError(err), t));
-      setBusy(false);
-    }
+    });
   };
   return (
     <Modal title={t('addFriend.title')} onClose={onClose}>

@@ -1,8 +1,6 @@
 import { useEffect, useRef, useState } from 'react';
 import type { Friend, OnlineUser } from '../bindings';
 import { useI18n } from '../i18n';
-import { errorText } from '../i18n/errors';
-import { toIpcError } from '../backend';
 import { removeFriend } from '../state/app';
 import { sameUser } from '../state/conversation';
 import { displayName } from '../state/social';
@@ -11,6 +9,7 @@ import { AddFriendDialog } from './AddFriendDialog';
 import { Avatar, SquareAvatar } from './Avatar';
 import { MoreIcon, PlusIcon } from './Icons';
 import { Modal } from './Modal';
+import { useAction } from './useAction';
 
 /** Closes a popover on a click outside it or Escape. */
 function useDismiss(open: boolean, close: () => void) {
@@ -110,20 +109,14 @@ function FriendMenu({ friend }: { friend: Friend }) {
   const { t } = useI18n();
   const [open, setOpen] = useState(false);
   const [confirming, setConfirming] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useAction();
   const close = () => setOpen(false);
   const ref = useDismiss(open, close);
   const name = displayName(friend);
   const remove = async () => {
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       await removeFriend(friend.username);
-    } catch (e) {
-      setError(errorText(toIpcError(e), t));
-      setBusy(false);
-    }
+    });
   };
   return (
     <div className="popover-anchor" ref={ref}>

@@ -1,25 +1,18 @@
 import { useState } from 'react';
 import type { FriendRequestInfo } from '../bindings';
 import { useI18n } from '../i18n';
-import { errorText } from '../i18n/errors';
-import { toIpcError } from '../backend';
 import { respondToRequest } from '../state/app';
 import { Avatar } from './Avatar';
 import { ChevronIcon } from './Icons';
+import { useAction } from './useAction';
 
 function IncomingRow({ request }: { request: FriendRequestInfo }) {
   const { t } = useI18n();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useAction();
   const respond = async (accept: boolean) => {
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       await respondToRequest(request.from, accept);
-    } catch (e) {
-      setError(errorText(toIpcError(e), t));
-      setBusy(false);
-    }
+    });
   };
   return (
     <li className="request-row" data-testid={`request-${request.from}`}>

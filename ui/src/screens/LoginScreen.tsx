@@ -1,12 +1,11 @@
 import { useState, type FormEvent } from 'react';
 import { useI18n } from '../i18n';
-import { errorText } from '../i18n/errors';
-import { toIpcError } from '../backend';
 import { changeServer, guestLogin, login, useApp } from '../state/app';
 import { serverLabel } from '../components/CertificateWarning';
 import { LockIcon } from '../components/Icons';
 import { AuthLayout } from './AuthLayout';
 import { RegisterForm } from './RegisterForm';
+import { useAction } from '../components/useAction';
 
 type Tab = 'password' | 'guest' | 'register';
 
@@ -29,19 +28,13 @@ function PasswordForm({
   const { t } = useI18n();
   const [username, setUsername] = useState(initialUsername);
   const [password, setPassword] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(initialError);
+  const { busy, error, run } = useAction(initialError);
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     if (busy || !username.trim() || !password) return;
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       await login(username.trim(), password);
-    } catch (err) {
-      setError(errorText(toIpcError(err), t));
-      setBusy(false);
-    }
+    });
   };
   return (
     <form className="form" onSubmit={(e) => void submit(e)} noValidate>
@@ -83,19 +76,13 @@ function PasswordForm({
 function GuestForm() {
   const { t } = useI18n();
   const [username, setUsername] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useAction();
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     if (busy || !username.trim()) return;
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       await guestLogin(username.trim());
-    } catch (err) {
-      setError(errorText(toIpcError(err), t));
-      setBusy(false);
-    }
+    });
   };
   return (
     <form className="form" onSubmit={(e) => void submit(e)} noValidate>

@@ -1,7 +1,6 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { useI18n, type Key } from '../i18n';
-import { errorText } from '../i18n/errors';
-import { call, toIpcError } from '../backend';
+import { call } from '../backend';
 import { login } from '../state/app';
 import {
   localUsernameStatus,
@@ -10,6 +9,7 @@ import {
   type UsernameStatus,
 } from '../state/username';
 import { FormError } from './LoginScreen';
+import { useAction } from '../components/useAction';
 
 export const CHECK_DELAY_MS = 300;
 
@@ -55,8 +55,7 @@ export function RegisterForm() {
   const [nickname, setNickname] = useState('');
   const [motto, setMotto] = useState('');
   const [phone, setPhone] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useAction();
   const status = useUsernameStatus(username);
   const problem = password ? passwordProblem(password) : null;
   const mismatch = password2.length > 0 && password !== password2;
@@ -69,15 +68,10 @@ export function RegisterForm() {
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     if (busy || !ready) return;
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       await call('register', { form: { username, password, nickname, motto, phone } });
       await login(username, password);
-    } catch (err) {
-      setError(errorText(toIpcError(err), t));
-      setBusy(false);
-    }
+    });
   };
 
   return (

@@ -1,11 +1,10 @@
 import { useState, type FormEvent } from 'react';
 import type { Theme } from '../bindings';
 import { useI18n } from '../i18n';
-import { errorText } from '../i18n/errors';
-import { toIpcError } from '../backend';
 import { eraseAccount, logout, saveSettings, updateProfile, useApp } from '../state/app';
 import { Modal } from '../components/Modal';
 import { FormError } from './LoginScreen';
+import { useAction } from '../components/useAction';
 
 function ProfileSection() {
   const { t } = useI18n();
@@ -13,22 +12,13 @@ function ProfileSection() {
   const [nickname, setNickname] = useState(me?.nickname ?? '');
   const [motto, setMotto] = useState(me?.motto ?? '');
   const [phone, setPhone] = useState(me?.phone ?? '');
-  const [busy, setBusy] = useState(false);
+  const { busy, error, run } = useAction();
   const [saved, setSaved] = useState(false);
-  const [error, setError] = useState<string | null>(null);
   if (!me) return null;
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    setBusy(true);
     setSaved(false);
-    setError(null);
-    try {
-      await updateProfile(nickname.trim(), motto.trim(), phone.trim());
-      setSaved(true);
-    } catch (err) {
-      setError(errorText(toIpcError(err), t));
-    }
-    setBusy(false);
+    setSaved(await run(() => updateProfile(nickname.trim(), motto.trim(), phone.trim())));
   };
   return (
     <section className="settings-section">
@@ -158,19 +148,13 @@ function AppearanceSection() {
 function EraseDialog({ onClose }: { onClose: () => void }) {
   const { t } = useI18n();
   const [password, setPassword] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
+  const { busy, error, run } = useAction();
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     if (!password || busy) return;
-    setBusy(true);
-    setError(null);
-    try {
+    await run(async () => {
       await eraseAccount(password);
-    } catch (err) {
-      setError(errorText(toIpcError(err), t));
-      setBusy(false);
-    }
+    });
   };
   return (
     <Modal title={t('settings.eraseTitle')} onClose={onClose} tone="danger">
