@@ -250,3 +250,34 @@ fn tls_connect_pins_the_servers_certificate() {
     let expected = server.ready().cert_sha256.clone().expect("fingerprint");
     assert_eq!(info["fingerprint"], expected.as_str());
 }
+
+#[test]
+fn a_changed_certificate_is_refused_until_the_user_trusts_it() {
+    let mut server = server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = app(dir.path());
+    let port = server.tls_addr().expect("tls").port();
+    let tls = json!({"server": {"host": "127.0.0.1", "port": port, "tls": true}});
+    let first = a.ok("connect", tls.clone())["fingerprint"].clone();
+
+    // The server gets a new certificate (same address); the app's next contact meets it.
+    std::fs::remove_dir_all(server.data_dir().join("tls")).expect("remove the certificate");
+    tauri::async_runtime::block_on(server.restart()).expect("restart");
+    let a = app(dir.path());
+    let refused = a
+        .invoke("connect", tls.clone())
+        .expect_err("a changed certificate");
+    assert_eq!(refused["code"], "certificate_changed");
+    let new = refused["fingerprint"]
+        .as_str()
+        .expect("the new fingerprint")
+        .to_owned();
+    assert_ne!(json!(new), first);
+    assert_eq!(
+        new,
+        server.ready().cert_sha256.clone().expect("fingerprint")
+    );
+
+    a.ok("accept_certificate", json!({ "fingerprint": new }));
+    assert_eq!(a.ok("connect", tls)["fingerprint"], new.as_str());
+}
