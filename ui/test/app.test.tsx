@@ -139,6 +139,8 @@ describe('reconnecting', () => {
     await act(async () => {
       handleEvent({ type: 'connection', state: 'connecting' });
     });
+    // Cut off, nobody is shown online.
+    expect(screen.getByTestId('presence-bob')).toHaveAttribute('data-online', 'false');
     // While we were away bob left and carol came.
     mockedCall.mockImplementation(((cmd: string) => {
       switch (cmd) {

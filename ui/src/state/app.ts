@@ -337,6 +337,19 @@ export function handleEvent(e: AppEvent): void {
         // Presence pushes sent while we were away are lost: ask again.
         void refreshPresence();
       }
+      if (e.state !== 'online' && state.social) {
+        // Cut off, we cannot know who is online: show nobody rather than stale dots.
+        const social = state.social;
+        useApp.setState({
+          connection: e.state,
+          social: {
+            ...social,
+            online: [],
+            friends: social.friends.map((f) => (f.online ? { ...f, online: false } : f)),
+          },
+        });
+        return;
+      }
       useApp.setState({ connection: e.state });
       return;
     case 'message':
