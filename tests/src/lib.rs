@@ -22,8 +22,10 @@
 //! Map: `harness::server` (the child process), `harness::client` (connection, reply routing),
 //! `harness::requests` (one method per request), `harness::pushes` (waiting for pushes),
 //! `harness::replies` (typed replies and refusals), `harness::raw` (byte-level socket),
-//! `harness::world` (world builders), `harness::tls` (trusting exactly the server's cert).
+//! `harness::world` (world builders), `harness::tls` (trusting exactly the server's cert);
+//! `bench_report` (the generated sections of docs/BENCHMARKS.md the bench binaries write).
 
+pub mod bench_report;
 pub mod harness;
 
 pub use harness::client::{

@@ -420,7 +420,7 @@ async fn run(cfg: Config) -> Result<()> {
     let text = report::render(&cfg, &machine, &natter, echo.as_ref(), started.elapsed());
     println!("{text}");
     if let Some(out) = &cfg.out {
-        report::write_section(out, &text)?;
+        natter_e2e::bench_report::write_section(out, report::SECTION, &text)?;
         eprintln!("wrote the loadbench section of {}", out.display());
     }
     Ok(())

@@ -1,19 +1,17 @@
 //! The markdown report, printed to stdout and written between the loadbench markers of
-//! docs/BENCHMARKS.md.
+//! docs/BENCHMARKS.md (by `natter_e2e::bench_report::write_section`).
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 
 use super::client::Mode;
 use super::sys::{CpuUse, Machine, Mem};
 use super::{Config, PhaseResult, StepResult};
 
-pub const BEGIN: &str = "<!-- loadbench:begin -->";
-pub const END: &str = "<!-- loadbench:end -->";
+/// The section of docs/BENCHMARKS.md this bench owns (see `natter_e2e::bench_report`).
+pub const SECTION: &str = "loadbench";
 
 /// Milliseconds with a precision that suits the size, from a µs histogram.
 fn ms_of(us: u64) -> String {
@@ -675,23 +673,4 @@ pub fn render(
         }
     }
     o
-}
-
-/// Replaces the text between the markers in `path` (creating the file or the section).
-pub fn write_section(path: &Path, body: &str) -> Result<()> {
-    let old = std::fs::read_to_string(path).unwrap_or_default();
-    let section = format!("{BEGIN}\n{}\n{END}", body.trim_end());
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(b), Some(e)) if b < e => {
-            format!("{}{}{}", &old[..b], section, &old[e + END.len()..])
-        }
-        _ if old.trim().is_empty() => format!("# Benchmarks\n\n{section}\n"),
-        _ => format!("{}\n\n{section}\n", old.trim_end()),
-    };
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir)?;
-        }
-    }
-    std::fs::write(path, new).with_context(|| format!("write {}", path.display()))
 }
