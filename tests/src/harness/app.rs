@@ -87,6 +87,26 @@ impl AppInstance {
     }
 
     async fn start(&mut self) -> Result<()> {
+        // On a loaded machine tauri-driver sometimes fails to reach WebKitWebDriver before it
+        // listens ("tcp connect error"); a fresh driver on fresh ports gets through.
+        let mut last = None;
+        for attempt in 1..=3 {
+            match self.start_once().await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    eprintln!(
+                        "[{}] starting the app failed (attempt {attempt}): {e:#}",
+                        self.name
+                    );
+                    self.quit().await;
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow!("the app did not start")))
+    }
+
+    async fn start_once(&mut self) -> Result<()> {
         let bin = app_binary()?;
         let port = free_port()?;
         let native_port = free_port()?;
