@@ -189,8 +189,6 @@ pub struct Results {
 }
 
 async fn run(cfg: Config) -> Result<()> {
-    let started = Instant::now();
-    let machine = natter_e2e::bench_report::Machine::read();
     let work = tempfile::Builder::new()
         .prefix("natter-appbench-")
         .tempdir()
@@ -201,21 +199,33 @@ async fn run(cfg: Config) -> Result<()> {
         cfg.server_bin.display(),
         work.path().display()
     );
+    let measured = measure(&cfg, work.path()).await;
+    remove_work_dir(work).await;
+    let text = report::render(&cfg, &measured?);
+    println!("{text}");
+    if let Some(out) = &cfg.out {
+        natter_e2e::bench_report::write_section(out, report::SECTION, &text)?;
+        eprintln!("wrote the appbench section of {}", out.display());
+    }
+    Ok(())
+}
 
+async fn measure(cfg: &Config, work: &Path) -> Result<Results> {
+    let started = Instant::now();
+    let machine = natter_e2e::bench_report::Machine::read();
     eprintln!("== launch to the login screen ({} launches)", cfg.launches);
-    let (launches, login_screen_mem) = measure_launches(&cfg, work.path()).await?;
+    let (launches, login_screen_mem) = measure_launches(cfg, work).await?;
 
     eprintln!("== chats");
-    let chat = chat_run(&cfg, work.path()).await?;
+    let chat = chat_run(cfg, work).await?;
 
     let build = if cfg.build_time {
         eprintln!("== release build from a clean target dir");
-        Some(build_run(work.path()).await?)
+        Some(build_run(work).await?)
     } else {
         None
     };
-
-    let results = Results {
+    Ok(Results {
         machine,
         webkit: webkit_version(),
         launches,
@@ -223,14 +233,42 @@ async fn run(cfg: Config) -> Result<()> {
         chat,
         build,
         elapsed: started.elapsed(),
-    };
-    let text = report::render(&cfg, &results);
-    println!("{text}");
-    if let Some(out) = &cfg.out {
-        natter_e2e::bench_report::write_section(out, report::SECTION, &text)?;
-        eprintln!("wrote the appbench section of {}", out.display());
+    })
+}
+
+/// Removes the work dir, as much of it as can go. The app's accessibility bus and GTK's document
+/// portal (started for the app, living as long as the display) keep a socket and a FUSE mount
+/// in each instance's XDG cache dir until xvfb-run ends; those few entries stay behind.
+async fn remove_work_dir(work: tempfile::TempDir) {
+    let path = work.keep();
+    if std::fs::remove_dir_all(&path).is_ok() {
+        return;
     }
-    Ok(())
+    let left = remove_what_can_go(&path);
+    eprintln!(
+        "left {left} entries in {} (held by the display session's helpers)",
+        path.display()
+    );
+}
+
+/// Deletes everything under `path` that can be deleted; returns how many entries remain.
+fn remove_what_can_go(path: &Path) -> usize {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return usize::from(std::fs::remove_file(path).is_err());
+    }
+    let mut left = 0;
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for entry in entries.flatten() {
+            left += remove_what_can_go(&entry.path());
+        }
+    }
+    if std::fs::remove_dir(path).is_err() {
+        left += 1;
+    }
+    left
 }
 
 fn webkit_version() -> String {
