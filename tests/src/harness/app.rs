@@ -119,7 +119,12 @@ impl AppInstance {
             .open(&self.log)?;
         let driver_bin =
             std::env::var_os("TAURI_DRIVER_BIN").unwrap_or_else(|| "tauri-driver".into());
-        let child = Command::new(&driver_bin)
+        let mut command = Command::new(&driver_bin);
+        // Its own process group, so that stopping it also stops the WebKitWebDriver it starts
+        // (killing tauri-driver alone leaves that one orphaned until the display closes).
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command
             .args([
                 "--port",
                 &port.to_string(),
@@ -175,8 +180,7 @@ impl AppInstance {
             let _ = client.close().await;
         }
         if let Some(mut child) = self.driver.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            stop_driver(&mut child);
         }
     }
 
@@ -362,11 +366,23 @@ impl AppInstance {
     }
 }
 
+/// Kills tauri-driver and everything in its process group (WebKitWebDriver, the app).
+fn stop_driver(child: &mut Child) {
+    #[cfg(unix)]
+    {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .stderr(Stdio::null())
+            .status();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 impl Drop for AppInstance {
     fn drop(&mut self) {
         if let Some(mut child) = self.driver.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            stop_driver(&mut child);
         }
         if std::thread::panicking() {
             eprintln!(
