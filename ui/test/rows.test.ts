@@ -17,16 +17,8 @@ describe('day separators', () => {
       msg({ ts: at(2024, 3, 5, 9, 0), from: 'alice' }),
     ];
     const rows = buildRows(messages, 'alice');
-    expect(rows.map((r) => r.kind)).toEqual([
-      'day',
-      'message',
-      'message',
-      'day',
-      'message',
-      'message',
-      'message',
-    ]);
-    const flags = rows.flatMap((r) => (r.kind === 'message' ? [[r.mine, r.runStart]] : []));
+    expect(rows.map((r) => r.dayStart)).toEqual([true, false, true, false, false]);
+    const flags = rows.map((r) => [r.mine, r.runStart]);
     expect(flags).toEqual([
       [false, true],
       [false, false],

@@ -22,8 +22,7 @@ const AT_END_PX = 48;
 
 function estimate(row: Row | undefined): number {
   if (!row) return 60;
-  if (row.kind === 'day') return 44;
-  return row.runStart ? 66 : 44;
+  return (row.runStart ? 66 : 44) + (row.dayStart ? 44 : 0);
 }
 
 export function MessageList({
@@ -171,21 +170,20 @@ export function MessageList({
                 className="message-list-item"
                 style={{ transform: `translateY(${item.start}px)` }}
               >
-                {row.kind === 'day' ? (
+                {row.dayStart && (
                   <div className="day-separator" role="separator">
-                    <span>{dayLabel(row.ts, now, locale, t)}</span>
+                    <span>{dayLabel(row.message.ts, now, locale, t)}</span>
                   </div>
-                ) : (
-                  <MessageBubble
-                    message={row.message}
-                    mine={row.mine}
-                    runStart={row.runStart}
-                    showSender={isSquare}
-                    senderName={nameOf(row.message.from)}
-                    highlighted={conv.highlight === row.key}
-                    onRetry={retryMessage}
-                  />
                 )}
+                <MessageBubble
+                  message={row.message}
+                  mine={row.mine}
+                  runStart={row.runStart}
+                  showSender={isSquare}
+                  senderName={nameOf(row.message.from)}
+                  highlighted={conv.highlight === row.key}
+                  onRetry={retryMessage}
+                />
               </div>
             );
           })}

@@ -1,5 +1,8 @@
-// The rows of the chat list: a day separator before each new local day, then the messages, with
-// the sender's name shown where a run of one person's messages starts (in the Square).
+// The rows of the chat list: one per message, the first of each local day carrying that day's
+// separator, with the sender's name shown where a run of one person's messages starts (in the
+// Square). Separators are not rows of their own: every row is keyed by a message that stays put
+// when older pages are prepended, so the list can keep what the user is reading in place (a
+// separator row at the top changed its key with each page, and the view jumped to the top).
 import type { LocalMessage } from '../bindings';
 import { dayKey } from '../i18n/format';
 import { sameUser } from './conversation';
@@ -7,16 +10,15 @@ import { sameUser } from './conversation';
 /** Messages closer than this run together under one name. */
 const RUN_GAP_MS = 5 * 60_000;
 
-export type Row =
-  | { kind: 'day'; key: string; ts: number }
-  | {
-      kind: 'message';
-      key: string;
-      message: LocalMessage;
-      mine: boolean;
-      /** The first bubble of a run: show the sender's name (Square) and avatar. */
-      runStart: boolean;
-    };
+export interface Row {
+  key: string;
+  message: LocalMessage;
+  mine: boolean;
+  /** The first bubble of a run: show the sender's name (Square) and avatar. */
+  runStart: boolean;
+  /** The first message of a local day: show the day separator above it. */
+  dayStart: boolean;
+}
 
 export function buildRows(messages: readonly LocalMessage[], me: string): Row[] {
   const rows: Row[] = [];
@@ -26,7 +28,6 @@ export function buildRows(messages: readonly LocalMessage[], me: string): Row[] 
     const day = dayKey(message.ts);
     let newDay = false;
     if (day !== lastDay) {
-      rows.push({ kind: 'day', key: `day:${day}:${message.client_msg_id}`, ts: message.ts });
       lastDay = day;
       newDay = true;
     }
@@ -36,11 +37,11 @@ export function buildRows(messages: readonly LocalMessage[], me: string): Row[] 
       !sameUser(prev.from, message.from) ||
       message.ts - prev.ts > RUN_GAP_MS;
     rows.push({
-      kind: 'message',
       key: message.client_msg_id,
       message,
       mine: sameUser(message.from, me),
       runStart,
+      dayStart: newDay,
     });
     prev = message;
   }
