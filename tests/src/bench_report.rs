@@ -143,6 +143,16 @@ pub fn utc_date(secs: i64) -> String {
     )
 }
 
+/// The number after `key` in a `/proc` status-style text (`VmRSS:   1234 kB` → 1234).
+pub fn kib_field(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

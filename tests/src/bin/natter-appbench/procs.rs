@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fs;
 
 use anyhow::{bail, Result};
+use natter_e2e::bench_report::kib_field;
 
 /// One process of the app.
 #[derive(Debug, Clone)]
@@ -26,15 +27,6 @@ pub struct ProcMem {
 pub struct Snapshot {
     pub procs: Vec<ProcMem>,
     pub others: Vec<String>,
-}
-
-fn kib_field(text: &str, key: &str) -> Option<u64> {
-    text.lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 /// Parent of every process now: pid → ppid.

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use natter_e2e::bench_report::kib_field;
 
 /// Linux reports utime/stime in clock ticks; USER_HZ is 100 on every mainstream build.
 const CLOCK_TICKS_PER_SEC: f64 = 100.0;
@@ -184,15 +185,6 @@ pub struct Mem {
     pub hwm_kib: u64,
     pub pss_kib: Option<u64>,
     pub threads: u64,
-}
-
-fn kib_field(text: &str, key: &str) -> Option<u64> {
-    text.lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 /// VmRSS, VmHWM and thread count from /proc/PID/status, Pss from /proc/PID/smaps_rollup.
