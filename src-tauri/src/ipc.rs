@@ -336,9 +336,9 @@ pub enum AppEvent {
 
 impl AppEvent {
     /// The UI's view of an engine event (`None` for pushes the app does not show yet).
-    pub fn from_core(event: &natter_core::Event) -> Option<Self> {
+    pub fn from_core(event: natter_core::Event) -> Option<Self> {
         use natter_core::Event as E;
-        Some(match event.clone() {
+        Some(match event {
             E::Connection(state) => AppEvent::Connection { state },
             E::LoggedIn(_) | E::Other(_) => return None,
             E::Message(message) => AppEvent::Message { message },

@@ -42,12 +42,12 @@ pub fn forward_events<R: Runtime>(app: AppHandle<R>, client: Client) -> JoinHand
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             };
-            if let Some(ui) = AppEvent::from_core(&event) {
+            notify(&app, &event);
+            if let Some(ui) = AppEvent::from_core(event) {
                 if let Err(e) = app.emit(EVENT, ui) {
                     tracing::warn!("emitting an event failed: {e}");
                 }
             }
-            notify(&app, &event);
         }
     })
 }
@@ -58,6 +58,15 @@ fn notify<R: Runtime>(app: &AppHandle<R>, event: &natter_core::Event) {
     if !settings.notifications {
         return;
     }
+    let lang = match settings.language.as_deref() {
+        Some(tag) => Lang::from_tag(tag),
+        None => Lang::from_tag(&os_language()),
+    };
+    // Most events (the square, receipts, presence) deserve no notice: decide that before asking
+    // the window about its focus, which is a round trip to the main thread.
+    let Some(notice) = notice_for(event, lang) else {
+        return;
+    };
     let focused = app
         .get_webview_window("main")
         .and_then(|w| w.is_focused().ok())
@@ -65,10 +74,6 @@ fn notify<R: Runtime>(app: &AppHandle<R>, event: &natter_core::Event) {
     if focused {
         return;
     }
-    let lang = Lang::from_tag(settings.language.as_deref().unwrap_or(&os_language()));
-    let Some(notice) = notice_for(event, lang) else {
-        return;
-    };
     // D-Bus calls block; a missing notification daemon only costs a log line.
     tauri::async_runtime::spawn_blocking(move || {
         if let Err(e) = notify_rust::Notification::new()
