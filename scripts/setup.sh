@@ -35,6 +35,14 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 echo "setup: $(cargo --version), node $(node --version), npm $(npm --version)"
 
+# Vite 8 needs Node 20.19 or newer; older distributions ship Node 18.
+node_ok=$(node -e 'const [a,b]=process.versions.node.split(".").map(Number); console.log(a>20||(a===20&&b>=19)?1:0)')
+if [ "$node_ok" != 1 ]; then
+  echo "setup: Node $(node --version) is too old for the UI (needs 20.19+); install Node 20 or 22" \
+       "(e.g. from your distribution's backports or nodesource) and run this again" >&2
+  exit 1
+fi
+
 # The UI's packages, exactly as locked.
 cd "$(dirname "$0")/../ui"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
