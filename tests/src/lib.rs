@@ -40,5 +40,6 @@ pub use harness::replies::{
 pub use harness::server::{ReadyFile, TestServer};
 pub use harness::world::befriend;
 pub use natter_proto::{
-    ChatMessage, ClientMessage, ErrorCode, MessageBody, PresenceScope, ServerMessage, Target,
+    ChatMessage, ClientMessage, ErrorCode, FileKind, MessageBody, PresenceScope, ServerMessage,
+    Target,
 };

@@ -197,10 +197,13 @@ mod tests {
             },
             FileOffer {
                 id: id(),
-                to: "b".into(),
+                to: Target::User {
+                    username: "b".into(),
+                },
                 name: "n".into(),
                 size: 1,
                 sha256: "00".into(),
+                kind: FileKind::Image,
             },
             FileAnswer {
                 id: id(),
@@ -367,6 +370,7 @@ mod tests {
                 chunk_size: 4,
                 have: vec![ByteRange { start: 0, end: 4 }],
                 complete: false,
+                accepted: true,
             },
             FileData {
                 id: id(),
@@ -481,7 +485,7 @@ mod tests {
             "already_authenticated","invalid_username","reserved_username","invalid_password",
             "invalid_field","username_taken","bad_credentials","session_expired","no_such_user",
             "already_friends","not_friends","request_pending","no_such_request","self_target",
-            "rate_limited","forbidden","not_found","not_implemented","server_busy","internal"]"#,
+            "rate_limited","forbidden","not_found","not_implemented","file_too_large","quota_exceeded","server_busy","internal"]"#,
         )
         .expect("every documented code parses");
         for code in all {

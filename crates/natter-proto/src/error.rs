@@ -63,6 +63,10 @@ pub enum ErrorCode {
     NotFound,
     /// Defined by the protocol, not served by this server version yet.
     NotImplemented,
+    /// The file is larger than the server accepts.
+    FileTooLarge,
+    /// The user's stored transfers would exceed their storage quota.
+    QuotaExceeded,
     /// The server is shutting down or at its connection limit.
     ServerBusy,
     /// Something failed inside the server; the request may be retried.
@@ -109,6 +113,8 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::NotImplemented => "not_implemented",
+            ErrorCode::FileTooLarge => "file_too_large",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::ServerBusy => "server_busy",
             ErrorCode::Internal => "internal",
         }

@@ -167,6 +167,18 @@ pub struct ByteRange {
     pub end: u64,
 }
 
+/// What a transfer carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    /// A file offered to one user, who accepts or rejects it.
+    #[default]
+    File,
+    /// The full image behind an `image` chat message; no answer needed.
+    Image,
+}
+
 /// A file offer as shown to its receiver.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileOfferInfo {
@@ -378,18 +390,22 @@ pub enum ClientMessage {
         #[serde(default)]
         limit: Option<u32>,
     },
-    /// Offer a file to a user (seed 001 `file`, seed 003 `7000`).
+    /// Open a transfer: a file offered to a user (seed 001 `file`, seed 003 `7000`), or the full
+    /// image behind an `image` message (to a user or the square).
     FileOffer {
         /// Request id.
         id: RequestId,
-        /// Receiver.
-        to: String,
+        /// Receiver: a user, or the square for images.
+        to: Target,
         /// File name.
         name: String,
         /// Size in bytes.
         size: u64,
         /// Hex SHA-256 of the whole file.
         sha256: String,
+        /// What the transfer is for; `file` when absent.
+        #[serde(default)]
+        kind: FileKind,
     },
     /// Receiver accepts or rejects an offer (seed 001 accept / reject).
     FileAnswer {
@@ -617,6 +633,8 @@ pub enum ServerMessage {
         have: Vec<ByteRange>,
         /// All bytes stored and the SHA-256 verified.
         complete: bool,
+        /// The receiver accepted (always `true` for images).
+        accepted: bool,
     },
     /// Header of downloaded bytes; a binary frame of `len` bytes follows.
     FileData {

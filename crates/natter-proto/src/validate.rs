@@ -175,10 +175,130 @@ pub fn client_id(field: &str, value: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Longest file name kept, in bytes of UTF-8 (what most file systems allow).
+pub const FILE_NAME_MAX_BYTES: usize = 255;
+/// Largest decoded image thumbnail carried inline in an `image` body.
+pub const THUMBNAIL_MAX_BYTES: usize = 64 * 1024;
+/// Image types an `image` body may carry.
+pub const IMAGE_MIMES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+/// Names Windows reserves for devices, with or without an extension.
+const WINDOWS_DEVICES: [&str; 22] = [
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
+    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+];
+
+/// A file name that is safe to save on any of our platforms: the last path component only, no
+/// control characters or characters Windows forbids, no trailing dots or spaces, no device
+/// names, at most [`FILE_NAME_MAX_BYTES`] (the extension kept when shortening). Names from the
+/// network are untrusted, so both the server and the receiving client apply this.
+pub fn sanitize_file_name(name: &str) -> Result<String, Invalid> {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let mut clean: String = last
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let trimmed = clean.trim().trim_end_matches(['.', ' ']).to_owned();
+    clean = trimmed;
+    if clean.is_empty() || clean.chars().all(|c| c == '.') {
+        return Err(invalid(ErrorCode::InvalidField, "the file name is empty"));
+    }
+    let stem = clean.split('.').next().unwrap_or("").trim_end();
+    if WINDOWS_DEVICES.iter().any(|d| stem.eq_ignore_ascii_case(d)) {
+        clean.insert(0, '_');
+    }
+    if clean.len() > FILE_NAME_MAX_BYTES {
+        let ext = match clean.rfind('.') {
+            Some(dot) if clean.len() - dot <= 16 && dot > 0 => clean[dot..].to_owned(),
+            _ => String::new(),
+        };
+        let mut cut = FILE_NAME_MAX_BYTES - ext.len();
+        while !clean.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        clean.truncate(cut);
+        clean.push_str(&ext);
+    }
+    Ok(clean)
+}
+
+/// A SHA-256 as the protocol writes it: 64 lowercase hex digits.
+pub fn sha256_hex(value: &str) -> Result<(), Invalid> {
+    if value.len() != 64
+        || !value
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err(invalid(
+            ErrorCode::InvalidField,
+            "sha256 must be 64 lowercase hex digits",
+        ));
+    }
+    Ok(())
+}
+
+/// The fields of an `image` body a server can check without the file: a known type, sane
+/// dimensions, and a thumbnail that is base64 of at most [`THUMBNAIL_MAX_BYTES`].
+pub fn image_body(mime: &str, width: u32, height: u32, thumbnail: &str) -> Result<(), Invalid> {
+    if !IMAGE_MIMES.contains(&mime) {
+        return Err(invalid(
+            ErrorCode::InvalidField,
+            format!("images are PNG, JPEG, GIF or WebP, not {mime:?}"),
+        ));
+    }
+    if width == 0 || height == 0 {
+        return Err(invalid(ErrorCode::InvalidField, "an image has no pixels"));
+    }
+    // base64 is 4 characters per 3 bytes, padded.
+    if thumbnail.is_empty() || thumbnail.len() > THUMBNAIL_MAX_BYTES.div_ceil(3) * 4 {
+        return Err(invalid(
+            ErrorCode::InvalidField,
+            format!("a thumbnail is 1 to {THUMBNAIL_MAX_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn file_names_are_made_safe() {
+        let ok = |n: &str| sanitize_file_name(n).expect("sanitised");
+        assert_eq!(ok("../../etc/passwd"), "passwd");
+        assert_eq!(ok("C:\\Windows\\system32\\evil.dll"), "evil.dll");
+        assert_eq!(ok("报告 v2.pdf"), "报告 v2.pdf");
+        assert_eq!(ok("CON.txt"), "_CON.txt");
+        assert_eq!(ok("nul"), "_nul");
+        assert_eq!(ok("a\u{0}b\nc?.txt"), "a_b_c_.txt");
+        assert_eq!(ok("trailing. . "), "trailing");
+        assert!(sanitize_file_name("..").is_err());
+        assert!(sanitize_file_name("dir/").is_err());
+        assert!(sanitize_file_name("   ").is_err());
+        let long = format!("{}.tar.gz", "长".repeat(200));
+        let cut = ok(&long);
+        assert!(cut.len() <= FILE_NAME_MAX_BYTES, "{}", cut.len());
+        assert!(cut.ends_with(".gz"));
+    }
+
+    #[test]
+    fn hashes_and_image_fields() {
+        assert!(sha256_hex(&"a".repeat(64)).is_ok());
+        assert!(sha256_hex(&"A".repeat(64)).is_err());
+        assert!(sha256_hex("00").is_err());
+        assert!(image_body("image/png", 1, 1, "AAAA").is_ok());
+        assert!(image_body("image/svg+xml", 1, 1, "AAAA").is_err());
+        assert!(image_body("image/png", 0, 1, "AAAA").is_err());
+        assert!(image_body("image/png", 1, 1, &"A".repeat(90_000)).is_err());
+    }
 
     #[test]
     fn username_rules() {
