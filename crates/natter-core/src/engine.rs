@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, SinkExt, StreamExt};
 use natter_proto::{
@@ -70,8 +71,36 @@ pub(crate) enum Command {
     SessionEnded,
     /// Something new is in the outbox.
     FlushOutbox,
+    /// Send `file_chunk` and its binary frame back to back; the reply is `ok` or an error.
+    Upload {
+        message: ClientMessage,
+        data: Bytes,
+        reply: Reply,
+    },
+    /// Send `file_fetch` for `len` bytes; the pieces go to `sink` as they arrive. The sink is
+    /// dropped early when the fetch fails (the receiver sees the channel close).
+    Fetch {
+        message: ClientMessage,
+        len: u64,
+        sink: mpsc::Sender<Result<Piece, ClientError>>,
+    },
     /// Stop.
     Shutdown,
+}
+
+/// Downloaded bytes at an offset.
+pub(crate) struct Piece {
+    pub offset: u64,
+    pub data: Bytes,
+}
+
+/// A `file_data` header was read; its binary frame comes next.
+struct ExpectBinary {
+    id: String,
+    offset: u64,
+    len: u32,
+    remaining: u64,
+    sink: mpsc::Sender<Result<Piece, ClientError>>,
 }
 
 /// Engine settings.
@@ -106,6 +135,10 @@ enum Pending {
     },
     Ack,
     Heartbeat,
+    Fetch {
+        remaining: u64,
+        sink: mpsc::Sender<Result<Piece, ClientError>>,
+    },
 }
 
 struct Live {
@@ -143,6 +176,9 @@ pub(crate) struct Engine {
     outbox_retry: bool,
     attempts: u32,
     retry_at: Option<Instant>,
+    expect_binary: Option<ExpectBinary>,
+    /// File pushes go to the transfer manager.
+    file_pushes: mpsc::UnboundedSender<ServerMessage>,
 }
 
 fn request_id() -> String {
@@ -164,6 +200,7 @@ impl Engine {
         store: SharedStore,
         events: broadcast::Sender<Event>,
         state: watch::Sender<ConnectionState>,
+        file_pushes: mpsc::UnboundedSender<ServerMessage>,
     ) -> Self {
         Self {
             config,
@@ -181,6 +218,8 @@ impl Engine {
             outbox_retry: false,
             attempts: 0,
             retry_at: None,
+            expect_binary: None,
+            file_pushes,
         }
     }
 
@@ -314,6 +353,8 @@ impl Engine {
             tracing::info!(why, "connection lost");
         }
         self.in_flight.clear();
+        // Dropping the sink tells the downloader its fetch ended short.
+        self.expect_binary = None;
         if self.session.is_none() {
             // Nothing will dial again on its own: whoever waited for this connection hears now.
             for command in std::mem::take(&mut self.waiting) {
@@ -408,6 +449,11 @@ impl Engine {
                     Command::Request { reply, .. } if logged_in => {
                         let _ = reply.send(Err(ClientError::Offline));
                     }
+                    Command::Upload { reply, .. } => {
+                        let _ = reply.send(Err(ClientError::Offline));
+                    }
+                    // Dropping the sink is the downloader's "offline".
+                    Command::Fetch { .. } => {}
                     other => {
                         self.waiting.push(other);
                         if self.retry_at.is_none() || !logged_in {
@@ -419,6 +465,24 @@ impl Engine {
             }
             Command::Request { message, reply } => {
                 self.send_pending(message, Pending::User(reply)).await;
+            }
+            Command::Upload {
+                message,
+                data,
+                reply,
+            } => {
+                self.send_pending(message, Pending::User(reply)).await;
+                self.write_frame(Frame::Binary(data)).await;
+            }
+            Command::Fetch { message, len, sink } => {
+                self.send_pending(
+                    message,
+                    Pending::Fetch {
+                        remaining: len,
+                        sink,
+                    },
+                )
+                .await;
             }
             Command::Login { credentials, reply } => {
                 let message = login_message(&credentials);
@@ -464,11 +528,14 @@ impl Engine {
     }
 
     async fn write(&mut self, message: ClientMessage) {
+        self.write_frame(encode(&message)).await;
+    }
+
+    async fn write_frame(&mut self, frame: Frame) {
         let Some(live) = self.live.as_mut() else {
             return;
         };
         live.last_tx = Instant::now();
-        let frame: Frame = encode(&message);
         if let Err(e) = live.conn.send(frame).await {
             tracing::debug!(error = %e, "write failed");
             self.drop_connection("write failed");
@@ -480,12 +547,20 @@ impl Engine {
     async fn frame(&mut self, frame: Option<Result<Frame, natter_proto::FrameError>>) {
         let payload = match frame {
             Some(Ok(Frame::Json(payload))) => payload,
-            Some(Ok(Frame::Binary(_))) => return,
+            Some(Ok(Frame::Binary(data))) => {
+                if let Some(live) = self.live.as_mut() {
+                    live.last_rx = Instant::now();
+                }
+                return self.binary(data).await;
+            }
             Some(Err(e)) => return self.drop_connection(&e.to_string()),
             None => return self.drop_connection("server closed the connection"),
         };
         if let Some(live) = self.live.as_mut() {
             live.last_rx = Instant::now();
+        }
+        if self.expect_binary.take().is_some() {
+            tracing::warn!("the server sent no bytes after a file_data header");
         }
         let message = match decode_server(&payload) {
             Ok(m) => m,
@@ -501,11 +576,80 @@ impl Engine {
         self.flush_acks().await;
     }
 
+    /// The bytes announced by the last `file_data` header.
+    async fn binary(&mut self, data: Bytes) {
+        let Some(expect) = self.expect_binary.take() else {
+            tracing::warn!("a binary frame no file_data announced; ignored");
+            return;
+        };
+        if data.len() != expect.len as usize {
+            let _ = expect
+                .sink
+                .send(Err(ClientError::Protocol(format!(
+                    "file_data announced {} bytes, {} came",
+                    expect.len,
+                    data.len()
+                ))))
+                .await;
+            return;
+        }
+        let remaining = expect.remaining.saturating_sub(data.len() as u64);
+        let piece = Piece {
+            offset: expect.offset,
+            data,
+        };
+        // Waiting here is the backpressure: a slow disk slows the socket, not the memory.
+        if expect.sink.send(Ok(piece)).await.is_err() || remaining == 0 {
+            return;
+        }
+        let deadline = Instant::now() + self.config.request_timeout;
+        self.pending.insert(
+            expect.id,
+            (
+                Pending::Fetch {
+                    remaining,
+                    sink: expect.sink,
+                },
+                deadline,
+            ),
+        );
+    }
+
     async fn reply(&mut self, id: &str, message: ServerMessage) {
         let Some((pending, _)) = self.pending.remove(id) else {
             return;
         };
         match (pending, message) {
+            (
+                Pending::Fetch { remaining, sink },
+                ServerMessage::FileData {
+                    id, offset, len, ..
+                },
+            ) => {
+                self.expect_binary = Some(ExpectBinary {
+                    id,
+                    offset,
+                    len,
+                    remaining,
+                    sink,
+                });
+            }
+            (
+                Pending::Fetch { sink, .. },
+                ServerMessage::Error {
+                    code,
+                    message,
+                    retry_after_ms,
+                    ..
+                },
+            ) => {
+                let _ = sink
+                    .send(Err(server_error(code, message, retry_after_ms)))
+                    .await;
+            }
+            (Pending::Fetch { .. }, other) => {
+                tracing::warn!(?other, "unexpected reply to file_fetch");
+            }
             (
                 _,
                 ServerMessage::HelloOk {
@@ -755,6 +899,11 @@ impl Engine {
                 self.emit(Event::Kicked { reason });
             }
             ServerMessage::Heartbeat { .. } => {}
+            file @ (ServerMessage::FileOffered { .. }
+            | ServerMessage::FileAnswered { .. }
+            | ServerMessage::FileCancelled { .. }) => {
+                let _ = self.file_pushes.send(file);
+            }
             other => self.emit(Event::Other(Box::new(other))),
         }
     }
@@ -939,6 +1088,7 @@ fn fail(pending: Pending, error: ClientError) {
 fn fail_command(command: Command, error: ClientError) {
     match command {
         Command::Request { reply, .. }
+        | Command::Upload { reply, .. }
         | Command::Login { reply, .. }
         | Command::Resume { reply, .. } => {
             let _ = reply.send(Err(error));

@@ -9,9 +9,12 @@
 
 mod engine;
 pub mod error;
+pub mod image;
 pub mod notice;
 pub mod search;
 pub mod store;
+pub mod transfer;
+mod transfers;
 pub mod transport;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +31,8 @@ pub use engine::EngineConfig;
 use engine::{Command, Credentials, Engine};
 pub use error::ClientError;
 pub use store::{LocalMessage, MessageState, SearchHit};
+pub use transfer::{Direction, TransferInfo, TransferState};
+use transfers::Transfers;
 pub use transport::{PinStore, ServerAddr};
 
 /// Most message ids per `ack`.
@@ -117,7 +122,9 @@ pub enum Event {
     SessionLost(ClientError),
     /// The server's certificate changed; see [`Client::accept_certificate`].
     CertificateChanged(ClientError),
-    /// Any other push (files, calls — later issues).
+    /// A file transfer changed: new offer, progress (a few times a second), answer, end.
+    Transfer(TransferInfo),
+    /// Any other push (calls — a later issue).
     Other(Box<ServerMessage>),
 }
 
@@ -225,7 +232,11 @@ pub struct Client {
     pins: Arc<PinStore>,
     server: ServerAddr,
     data_dir: PathBuf,
+    transfers: Arc<Transfers>,
 }
+
+/// Largest image file [`Client::send_image`] reads (the server's own limit may be lower).
+pub const MAX_IMAGE_BYTES: u64 = 64 * 1024 * 1024;
 
 fn id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -250,6 +261,14 @@ impl Client {
         let (events, _) = broadcast::channel(4096);
         let (state_tx, state) = watch::channel(ConnectionState::Offline);
         let store: SharedStore = Arc::new(Mutex::new(None));
+        let (file_pushes, file_rx) = mpsc::unbounded_channel();
+        let transfers = Transfers::new(
+            commands.clone(),
+            store.clone(),
+            events.clone(),
+            state.clone(),
+        );
+        tokio::spawn(transfers.clone().run(file_rx));
         let engine = Engine::new(
             EngineConfig {
                 server: config.server.clone(),
@@ -264,6 +283,7 @@ impl Client {
             store.clone(),
             events.clone(),
             state_tx,
+            file_pushes,
         );
         tokio::spawn(engine.run(rx));
         Self {
@@ -274,6 +294,7 @@ impl Client {
             pins,
             server: config.server,
             data_dir: config.data_dir,
+            transfers,
         }
     }
 
@@ -510,6 +531,7 @@ impl Client {
             store.remove("token").await?;
         }
         self.expect_ok(ClientMessage::Logout { id: id() }).await?;
+        self.transfers.stop_all();
         let _ = self.commands.send(Command::SessionEnded).await;
         Ok(())
     }
@@ -521,6 +543,7 @@ impl Client {
             password: password.to_owned(),
         })
         .await?;
+        self.transfers.stop_all();
         let _ = self.commands.send(Command::SessionEnded).await;
         Ok(())
     }
@@ -703,8 +726,146 @@ impl Client {
         Ok(store.history(with, before, limit).await?)
     }
 
+    // ---- files and images ----------------------------------------------------------------
+
+    /// Offers a file to a user: hashes it, opens the transfer, posts the offer card (a `file`
+    /// message) and uploads in the background, resuming after any interruption.
+    pub async fn send_file(&self, to: &str, path: &Path) -> Result<TransferInfo, ClientError> {
+        let to = Target::User {
+            username: to.to_owned(),
+        };
+        self.transfers
+            .offer(to, path, None, natter_proto::FileKind::File, None)
+            .await
+    }
+
+    /// Sends an image (PNG, JPEG, GIF or WebP) to a user or the square: checks it, makes the
+    /// inline thumbnail, uploads the full image, then posts the `image` message.
+    pub async fn send_image(&self, to: Target, path: &Path) -> Result<TransferInfo, ClientError> {
+        let size = tokio::fs::metadata(path).await?.len();
+        if size > MAX_IMAGE_BYTES {
+            return Err(ClientError::Invalid {
+                code: ErrorCode::FileTooLarge,
+                message: format!(
+                    "the image has {} MiB; at most {} MiB can be sent as an image (send it as a file)",
+                    size >> 20,
+                    MAX_IMAGE_BYTES >> 20
+                ),
+            });
+        }
+        let bytes = tokio::fs::read(path).await?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into());
+        self.send_image_bytes(to, &name, bytes).await
+    }
+
+    /// Sends image bytes (a pasted image) like [`Self::send_image`].
+    pub async fn send_image_bytes(
+        &self,
+        to: Target,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<TransferInfo, ClientError> {
+        if bytes.len() as u64 > MAX_IMAGE_BYTES {
+            return Err(ClientError::Invalid {
+                code: ErrorCode::FileTooLarge,
+                message: format!(
+                    "at most {} MiB can be sent as an image",
+                    MAX_IMAGE_BYTES >> 20
+                ),
+            });
+        }
+        let (prepared, bytes) =
+            tokio::task::spawn_blocking(move || image::prepare(&bytes).map(|p| (p, bytes)))
+                .await
+                .map_err(|e| ClientError::Io(e.to_string()))??;
+        // Sent from a private copy: the original may move, and the sender shows it full size.
+        let media = self.media_dir()?;
+        tokio::fs::create_dir_all(&media).await?;
+        let copy = media.join(format!("out-{}", id()));
+        tokio::fs::write(&copy, &bytes).await?;
+        let body = MessageBody::Image {
+            file_id: String::new(),
+            name: String::new(),
+            mime: prepared.mime.to_owned(),
+            size: bytes.len() as u64,
+            width: prepared.width,
+            height: prepared.height,
+            thumbnail: prepared.thumbnail,
+        };
+        let name = if name.trim().is_empty() {
+            "image"
+        } else {
+            name
+        };
+        self.transfers
+            .offer(
+                to,
+                &copy,
+                Some(name),
+                natter_proto::FileKind::Image,
+                Some(body),
+            )
+            .await
+    }
+
+    /// Accepts an offered file and downloads it to `dest` (verified against its SHA-256).
+    pub async fn accept_file(
+        &self,
+        file_id: &str,
+        dest: &Path,
+    ) -> Result<TransferInfo, ClientError> {
+        self.transfers.accept(file_id, dest).await
+    }
+
+    /// Declines an offered file; the sender is told.
+    pub async fn reject_file(&self, file_id: &str) -> Result<(), ClientError> {
+        self.transfers.reject(file_id).await
+    }
+
+    /// Pauses a moving transfer.
+    pub async fn pause_transfer(&self, file_id: &str) -> Result<TransferInfo, ClientError> {
+        self.transfers.pause(file_id).await
+    }
+
+    /// Resumes a paused or failed transfer from where it stopped.
+    pub async fn resume_transfer(&self, file_id: &str) -> Result<TransferInfo, ClientError> {
+        self.transfers.resume(file_id).await
+    }
+
+    /// Cancels a transfer for both sides.
+    pub async fn cancel_transfer(&self, file_id: &str) -> Result<(), ClientError> {
+        self.transfers.cancel(file_id).await
+    }
+
+    /// Every transfer of the logged-in account, newest first.
+    pub async fn transfers(&self) -> Result<Vec<TransferInfo>, ClientError> {
+        Ok(self
+            .local_store()?
+            .transfers()
+            .await?
+            .into_iter()
+            .map(|t| t.info)
+            .collect())
+    }
+
+    /// The full image of an image message on disk, downloading it first if needed.
+    pub async fn image_file(&self, file_id: &str) -> Result<PathBuf, ClientError> {
+        let media = self.media_dir()?;
+        self.transfers.image(file_id, &media).await
+    }
+
+    /// Where this account keeps images (next to its store).
+    fn media_dir(&self) -> Result<PathBuf, ClientError> {
+        let store = self.local_store()?;
+        Ok(store_path(&self.data_dir, &self.server, store.user()).with_extension("media"))
+    }
+
     /// Stops the engine.
     pub async fn shutdown(&self) {
+        self.transfers.stop_all();
         let _ = self.commands.send(Command::Shutdown).await;
         self.commands.closed().await;
         let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).take();
