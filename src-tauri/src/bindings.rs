@@ -3,9 +3,11 @@
 //! `invoke` wrapper is typed end to end. `cargo test -p natter-app bindings` fails when the
 //! committed file is stale; `NATTER_WRITE_BINDINGS=1` rewrites it.
 
-use natter_core::{ConnectionState, LocalMessage, MessageState, SearchHit};
+use natter_core::{
+    ConnectionState, Direction, LocalMessage, MessageState, SearchHit, TransferInfo, TransferState,
+};
 use natter_proto::{
-    ErrorCode, Friend, FriendRequestInfo, MessageBody, OnlineUser, Profile, Target,
+    ErrorCode, FileKind, Friend, FriendRequestInfo, MessageBody, OnlineUser, Profile, Target,
 };
 use ts_rs::TS;
 
@@ -120,7 +122,54 @@ fn commands() -> Vec<CommandSig> {
             vec![("query", s()), ("limit", n())],
             array::<SearchHit>(),
         ),
+        (
+            "send_file",
+            vec![("to", s()), ("path", s())],
+            TransferInfo::name(),
+        ),
+        (
+            "send_image",
+            vec![("to", target()), ("path", s())],
+            TransferInfo::name(),
+        ),
+        // send_image_data takes raw bytes: see RAW_COMMANDS.
+        (
+            "accept_file",
+            vec![("file_id", s()), ("dest", "string | null".into())],
+            format!("{} | null", TransferInfo::name()),
+        ),
+        ("reject_file", vec![("file_id", s())], unit()),
+        (
+            "pause_transfer",
+            vec![("file_id", s())],
+            TransferInfo::name(),
+        ),
+        (
+            "resume_transfer",
+            vec![("file_id", s())],
+            TransferInfo::name(),
+        ),
+        ("cancel_transfer", vec![("file_id", s())], unit()),
+        ("transfers", vec![], array::<TransferInfo>()),
+        (
+            "pick_files",
+            vec![("images_only", "boolean".into())],
+            "Array<string>".into(),
+        ),
+        ("show_transfer", vec![("file_id", s())], unit()),
     ]
+}
+
+/// Commands whose body is raw bytes, with their headers (URI-encoded values) and result.
+fn raw_commands() -> Vec<CommandSig> {
+    vec![(
+        "send_image_data",
+        vec![
+            (crate::files::HEADER_TO, Target::name()),
+            (crate::files::HEADER_NAME, "string".into()),
+        ],
+        TransferInfo::name(),
+    )]
 }
 
 /// The whole generated file.
@@ -141,6 +190,10 @@ pub fn typescript() -> String {
         decl::<MessageState>(),
         decl::<LocalMessage>(),
         decl::<SearchHit>(),
+        decl::<Direction>(),
+        decl::<TransferState>(),
+        decl::<FileKind>(),
+        decl::<TransferInfo>(),
         decl::<ServerSettings>(),
         decl::<Theme>(),
         decl::<Settings>(),
@@ -164,6 +217,11 @@ pub fn typescript() -> String {
         AppEvent::name(),
         crate::EVENT
     ));
+    out.push_str(&format!(
+        "/** The URI scheme that serves full images by file id (see image_protocol.rs). */\n\
+         export const IMAGE_SCHEME = \"{}\";\n\n",
+        crate::image_protocol::SCHEME
+    ));
     out.push_str("/** Every command: its arguments and what it resolves to. */\nexport interface Commands {\n");
     for (name, args, result) in commands() {
         let args = if args.is_empty() {
@@ -174,6 +232,21 @@ pub fn typescript() -> String {
         };
         out.push_str(&format!(
             "  {name}: {{ args: {args}; result: {result} }};\n"
+        ));
+    }
+    out.push_str("}\n\n");
+    out.push_str(
+        "/** Commands whose body is raw bytes: their headers (values URI-encoded; JSON for \
+         objects) and what they resolve to. */\nexport interface RawCommands {\n",
+    );
+    for (name, headers, result) in raw_commands() {
+        let fields: Vec<String> = headers
+            .iter()
+            .map(|(h, t)| format!("\"{h}\": {t}"))
+            .collect();
+        out.push_str(&format!(
+            "  {name}: {{ headers: {{ {} }}; result: {result} }};\n",
+            fields.join("; ")
         ));
     }
     out.push_str("}\n");

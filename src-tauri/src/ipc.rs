@@ -1,7 +1,7 @@
 //! The types that cross the IPC boundary. TypeScript declarations for all of them are generated
 //! into `ui/src/bindings.ts` (see `bindings.rs`); the UI never writes them by hand.
 
-use natter_core::{ClientError, ConnectionState, LocalMessage};
+use natter_core::{ClientError, ConnectionState, LocalMessage, TransferInfo};
 use natter_proto::{ErrorCode, Friend, FriendRequestInfo, OnlineUser, Profile, Target};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -332,6 +332,11 @@ pub enum AppEvent {
         /// Why (with the new fingerprint).
         error: IpcError,
     },
+    /// A file transfer changed: a new offer, progress (a few times a second), an answer, its end.
+    Transfer {
+        /// Where it stands now.
+        transfer: TransferInfo,
+    },
 }
 
 impl AppEvent {
@@ -384,6 +389,7 @@ impl AppEvent {
             E::Kicked { reason } => AppEvent::Kicked { reason },
             E::SessionLost(e) => AppEvent::SessionLost { error: e.into() },
             E::CertificateChanged(e) => AppEvent::CertificateChanged { error: e.into() },
+            E::Transfer(transfer) => AppEvent::Transfer { transfer },
         })
     }
 }

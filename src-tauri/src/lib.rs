@@ -3,6 +3,9 @@
 
 pub mod bindings;
 pub mod commands;
+pub mod dialog;
+pub mod files;
+pub mod image_protocol;
 pub mod ipc;
 pub mod state;
 
@@ -100,32 +103,45 @@ fn data_dir(app: &AppHandle) -> PathBuf {
 
 /// Registers every command (shared by the app and the command tests).
 pub fn builder<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
-    builder.invoke_handler(tauri::generate_handler![
-        commands::app_info,
-        commands::save_settings,
-        commands::connect,
-        commands::accept_certificate,
-        commands::check_username,
-        commands::register,
-        commands::login,
-        commands::guest_login,
-        commands::resume,
-        commands::logout,
-        commands::erase_account,
-        commands::update_profile,
-        commands::online_users,
-        commands::friends,
-        commands::friend_request,
-        commands::friend_respond,
-        commands::friend_delete,
-        commands::send_text,
-        commands::retry,
-        commands::local_history,
-        commands::history,
-        commands::history_around,
-        commands::history_after,
-        commands::search,
-    ])
+    builder
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::save_settings,
+            commands::connect,
+            commands::accept_certificate,
+            commands::check_username,
+            commands::register,
+            commands::login,
+            commands::guest_login,
+            commands::resume,
+            commands::logout,
+            commands::erase_account,
+            commands::update_profile,
+            commands::online_users,
+            commands::friends,
+            commands::friend_request,
+            commands::friend_respond,
+            commands::friend_delete,
+            commands::send_text,
+            commands::retry,
+            commands::local_history,
+            commands::history,
+            commands::history_around,
+            commands::history_after,
+            commands::search,
+            files::send_file,
+            files::send_image,
+            files::send_image_data,
+            files::accept_file,
+            files::reject_file,
+            files::pause_transfer,
+            files::resume_transfer,
+            files::cancel_transfer,
+            files::transfers,
+            files::pick_files,
+            files::show_transfer,
+        ])
+        .register_asynchronous_uri_scheme_protocol(image_protocol::SCHEME, image_protocol::handle)
 }
 
 /// Runs the app.

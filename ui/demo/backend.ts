@@ -14,6 +14,7 @@ import {
   type Profile,
   type Settings,
   type Target,
+  type TransferInfo,
 } from '../src/bindings';
 
 export interface DemoOptions {
@@ -161,6 +162,125 @@ export function installDemoBackend(options: DemoOptions): void {
   add('lilei', make('lilei', { kind: 'user', username: ME }, now - 26 * HOUR, '明天见！'));
 
   const event = (e: AppEvent) => void emit(EVENT, e);
+
+  // Images and file offers in the chat with bob, with transfers that move.
+  const transfers = new Map<string, TransferInfo>();
+  const bobChat: Target = { kind: 'user', username: 'bob' };
+  const MB = 1024 * 1024;
+  const addTransfer = (t: Partial<TransferInfo> & { file_id: string; name: string }) => {
+    const full: TransferInfo = {
+      direction: 'down',
+      kind: 'file',
+      chat: bobChat,
+      peer: 'bob',
+      size: 48 * MB,
+      sha256: 'ab'.repeat(32),
+      state: 'offered',
+      done: 0,
+      rate: 0,
+      path: null,
+      accepted: false,
+      error: null,
+      ts: now,
+      ...t,
+    };
+    transfers.set(full.file_id, full);
+    return full;
+  };
+  const fileMessage = (from: string, t: TransferInfo, ts: number): LocalMessage => ({
+    ...make(from, from === ME ? bobChat : { kind: 'user', username: ME }, ts, ''),
+    body: { kind: 'file', file_id: t.file_id, name: t.name, size: t.size, sha256: t.sha256 },
+  });
+  const thumbnail = (w: number, h: number, hue: number): string => {
+    const canvas = document.createElement('canvas');
+    canvas.width = w;
+    canvas.height = h;
+    const g = canvas.getContext('2d');
+    if (!g) return '';
+    const grad = g.createLinearGradient(0, 0, w, h);
+    grad.addColorStop(0, `hsl(${hue}, 70%, 62%)`);
+    grad.addColorStop(1, `hsl(${hue + 60}, 70%, 38%)`);
+    g.fillStyle = grad;
+    g.fillRect(0, 0, w, h);
+    g.fillStyle = 'rgba(255,255,255,0.85)';
+    g.beginPath();
+    g.arc(w * 0.72, h * 0.3, Math.min(w, h) * 0.12, 0, Math.PI * 2);
+    g.fill();
+    return canvas.toDataURL('image/jpeg', 0.8).split(',')[1] ?? '';
+  };
+  const imageMessage = (from: string, name: string, w: number, h: number, hue: number) => ({
+    ...make(from, from === ME ? bobChat : { kind: 'user', username: ME }, now - 40_000, ''),
+    body: {
+      kind: 'image' as const,
+      file_id: `img-${name}`,
+      name,
+      mime: 'image/jpeg',
+      size: 2 * MB,
+      width: w,
+      height: h,
+      thumbnail: thumbnail(Math.round(w / 8), Math.round(h / 8), hue),
+    },
+  });
+  {
+    const list = convs.get('bob') ?? [];
+    list.splice(
+      list.length - 4,
+      0,
+      imageMessage('bob', 'sunset.jpg', 1600, 1067, 20),
+      imageMessage(ME, 'whiteboard.jpg', 900, 1200, 200),
+      fileMessage(
+        'bob',
+        addTransfer({ file_id: 'f-offer', name: '季度报告 Q3 final.pdf', size: 12.4 * MB }),
+        now - 30_000,
+      ),
+      fileMessage(
+        ME,
+        addTransfer({
+          file_id: 'f-up',
+          name: 'natter-0.1.0-amd64.deb',
+          direction: 'up',
+          state: 'uploading',
+          size: 96 * MB,
+          done: 31 * MB,
+          rate: 3.2 * MB,
+        }),
+        now - 20_000,
+      ),
+      fileMessage(
+        'bob',
+        addTransfer({
+          file_id: 'f-done',
+          name: 'photos.zip',
+          state: 'done',
+          size: 230 * MB,
+          done: 230 * MB,
+          path: '/home/alice/Downloads/photos.zip',
+          accepted: true,
+        }),
+        now - 10_000,
+      ),
+    );
+  }
+  const update = (id: string, change: Partial<TransferInfo>) => {
+    const t = transfers.get(id);
+    if (!t) return null;
+    Object.assign(t, change);
+    event({ type: 'transfer', transfer: { ...t } });
+    return { ...t };
+  };
+  setInterval(() => {
+    for (const t of transfers.values()) {
+      if (t.state !== 'uploading' && t.state !== 'downloading') continue;
+      const rate = (2 + Math.random() * 2) * MB;
+      const done = Math.min(t.size, t.done + rate / 4);
+      update(t.file_id, {
+        done,
+        rate,
+        state: done >= t.size ? (t.direction === 'up' ? 'uploaded' : 'done') : t.state,
+        path: done >= t.size && t.direction === 'down' ? `/home/alice/Downloads/${t.name}` : t.path,
+      });
+    }
+  }, 250);
   const session = () => ({
     profile,
     online,
@@ -333,6 +453,44 @@ export function installDemoBackend(options: DemoOptions): void {
           }
           hits.sort((a, b) => b.message.ts - a.message.ts);
           return delay(hits.slice(0, args.limit));
+        }
+        case 'transfers':
+          return [...transfers.values()];
+        case 'accept_file':
+          return update(args.file_id, { state: 'downloading', accepted: true });
+        case 'reject_file':
+          update(args.file_id, { state: 'rejected' });
+          return null;
+        case 'pause_transfer':
+          return update(args.file_id, { state: 'paused', rate: 0 });
+        case 'resume_transfer': {
+          const t = transfers.get(args.file_id);
+          return update(args.file_id, {
+            state: t?.direction === 'up' ? 'uploading' : 'downloading',
+          });
+        }
+        case 'cancel_transfer':
+          update(args.file_id, { state: 'cancelled', rate: 0 });
+          return null;
+        case 'show_transfer':
+          return null;
+        case 'pick_files':
+          return delay(['/home/alice/Pictures/holiday.jpg']);
+        case 'send_image':
+        case 'send_file': {
+          const to: Target =
+            typeof args.to === 'string' ? { kind: 'user', username: args.to } : args.to;
+          const name = String(args.path).split('/').pop() ?? 'file';
+          return addTransfer({
+            file_id: `f-${nextId++}`,
+            name,
+            kind: cmd === 'send_image' ? 'image' : 'file',
+            direction: 'up',
+            chat: to,
+            peer: to.kind === 'user' ? to.username : '',
+            state: 'uploading',
+            size: 6 * MB,
+          });
         }
         default:
           return fail('not_implemented', `demo backend has no ${cmd}`);

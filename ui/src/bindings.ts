@@ -1,7 +1,7 @@
 // Generated from the Rust types by src-tauri/src/bindings.rs. Do not edit:
 // NATTER_WRITE_BINDINGS=1 cargo test -p natter-app bindings
 
-export type ErrorCode = "frame_too_large" | "invalid_utf8" | "invalid_json" | "unknown_type" | "invalid_message" | "unexpected_binary" | "hello_required" | "unsupported_version" | "not_authenticated" | "already_authenticated" | "invalid_username" | "reserved_username" | "invalid_password" | "invalid_field" | "username_taken" | "bad_credentials" | "session_expired" | "no_such_user" | "already_friends" | "not_friends" | "request_pending" | "no_such_request" | "self_target" | "rate_limited" | "forbidden" | "not_found" | "not_implemented" | "server_busy" | "internal";
+export type ErrorCode = "frame_too_large" | "invalid_utf8" | "invalid_json" | "unknown_type" | "invalid_message" | "unexpected_binary" | "hello_required" | "unsupported_version" | "not_authenticated" | "already_authenticated" | "invalid_username" | "reserved_username" | "invalid_password" | "invalid_field" | "username_taken" | "bad_credentials" | "session_expired" | "no_such_user" | "already_friends" | "not_friends" | "request_pending" | "no_such_request" | "self_target" | "rate_limited" | "forbidden" | "not_found" | "not_implemented" | "file_too_large" | "quota_exceeded" | "server_busy" | "internal";
 
 export type Target = { "kind": "square" } | { "kind": "user", 
 /**
@@ -186,6 +186,74 @@ message: LocalMessage,
  * The square, or the other participant.
  */
 with: Target, };
+
+export type Direction = "up" | "down";
+
+export type TransferState = "offered" | "uploading" | "uploaded" | "downloading" | "paused" | "done" | "rejected" | "cancelled" | "failed";
+
+export type FileKind = "file" | "image";
+
+export type TransferInfo = { 
+/**
+ * The server's id; the `file_id` of the chat message that shows it.
+ */
+file_id: string, 
+/**
+ * Sending or receiving.
+ */
+direction: Direction, 
+/**
+ * A file offer or the full image of an image message.
+ */
+kind: FileKind, 
+/**
+ * The conversation it belongs to.
+ */
+chat: Target, 
+/**
+ * The other party (the sender for downloads; the receiver, or `""` for the square).
+ */
+peer: string, 
+/**
+ * Sanitised file name.
+ */
+name: string, 
+/**
+ * Size in bytes.
+ */
+size: number, 
+/**
+ * Lowercase hex SHA-256 of the whole file.
+ */
+sha256: string, 
+/**
+ * Where it stands.
+ */
+state: TransferState, 
+/**
+ * Bytes transferred so far (on the server for uploads, on disk for downloads).
+ */
+done: number, 
+/**
+ * Current speed in bytes per second; 0 when not moving.
+ */
+rate: number, 
+/**
+ * The local file: the source of an upload, the destination of a download once chosen.
+ */
+path: string | null, 
+/**
+ * The receiver accepted (uploads), or we did (downloads).
+ */
+accepted: boolean, 
+/**
+ * Why it failed, for `failed`.
+ */
+error: string | null, 
+/**
+ * When it was created (ms since the epoch).
+ */
+ts: number, };
 
 export type ServerSettings = { 
 /**
@@ -444,10 +512,17 @@ error: IpcError, } | { "type": "certificate_changed",
 /**
  * Why (with the new fingerprint).
  */
-error: IpcError, };
+error: IpcError, } | { "type": "transfer", 
+/**
+ * Where it stands now.
+ */
+transfer: TransferInfo, };
 
 /** The event channel of AppEvent. */
 export const EVENT = "natter://event";
+
+/** The URI scheme that serves full images by file id (see image_protocol.rs). */
+export const IMAGE_SCHEME = "natter-image";
 
 /** Every command: its arguments and what it resolves to. */
 export interface Commands {
@@ -475,4 +550,19 @@ export interface Commands {
   history_around: { args: { with: Target; msg_id: number; limit: number }; result: HistoryWindow };
   history_after: { args: { with: Target; after: number; limit: number }; result: Array<LocalMessage> };
   search: { args: { query: string; limit: number }; result: Array<SearchHit> };
+  send_file: { args: { to: string; path: string }; result: TransferInfo };
+  send_image: { args: { to: Target; path: string }; result: TransferInfo };
+  accept_file: { args: { file_id: string; dest: string | null }; result: TransferInfo | null };
+  reject_file: { args: { file_id: string }; result: null };
+  pause_transfer: { args: { file_id: string }; result: TransferInfo };
+  resume_transfer: { args: { file_id: string }; result: TransferInfo };
+  cancel_transfer: { args: { file_id: string }; result: null };
+  transfers: { args: Record<string, never>; result: Array<TransferInfo> };
+  pick_files: { args: { images_only: boolean }; result: Array<string> };
+  show_transfer: { args: { file_id: string }; result: null };
+}
+
+/** Commands whose body is raw bytes: their headers (values URI-encoded; JSON for objects) and what they resolve to. */
+export interface RawCommands {
+  send_image_data: { headers: { "natter-to": Target; "natter-name": string }; result: TransferInfo };
 }

@@ -74,3 +74,49 @@ describe('the composer', () => {
     expect(input.value).toBe('keep me');
   });
 });
+
+describe('attachments', () => {
+  function withAttachments(filesAllowed: boolean) {
+    const attachments = {
+      filesAllowed,
+      onPickFiles: vi.fn(),
+      onPickImages: vi.fn(),
+      onPasteImage: vi.fn(),
+    };
+    render(<Composer draftKey={`a${Math.random()}`} onSend={vi.fn()} attachments={attachments} />);
+    return attachments;
+  }
+
+  it('picks files and images with the two buttons', async () => {
+    const a = withAttachments(true);
+    await userEvent.click(screen.getByTestId('composer-attach'));
+    await userEvent.click(screen.getByTestId('composer-image'));
+    expect(a.onPickFiles).toHaveBeenCalledOnce();
+    expect(a.onPickImages).toHaveBeenCalledOnce();
+  });
+
+  it('offers no file button in the Square, and says why', () => {
+    withAttachments(false);
+    const attach = screen.getByTestId('composer-attach');
+    expect(attach).toBeDisabled();
+    expect(attach).toHaveAttribute('title', 'Files can only be sent in private chats');
+    expect(screen.getByTestId('composer-image')).toBeEnabled();
+  });
+
+  it('sends a pasted picture as an image and leaves pasted text alone', () => {
+    const a = withAttachments(true);
+    const input = screen.getByTestId('composer-input');
+    const png = new File([new Uint8Array([137, 80, 78, 71])], 'image.png', { type: 'image/png' });
+    const clipboard = (items: { kind: string; type: string; getAsFile: () => File | null }[]) => ({
+      items,
+    });
+    fireEvent.paste(input, {
+      clipboardData: clipboard([{ kind: 'file', type: 'image/png', getAsFile: () => png }]),
+    });
+    expect(a.onPasteImage).toHaveBeenCalledWith(png);
+    fireEvent.paste(input, {
+      clipboardData: clipboard([{ kind: 'string', type: 'text/plain', getAsFile: () => null }]),
+    });
+    expect(a.onPasteImage).toHaveBeenCalledOnce();
+  });
+});

@@ -9,6 +9,9 @@ import { handleEvent, resetApp, useApp } from '../src/state/app';
 vi.mock('../src/backend', () => ({
   call: vi.fn(),
   onEvent: vi.fn(() => Promise.resolve(() => {})),
+  onFileDrag: vi.fn(() => Promise.resolve(() => {})),
+  imageUrl: (id: string) => `natter-image://localhost/${id}`,
+  sendImageData: vi.fn(),
   toIpcError: (e: unknown) => e,
 }));
 

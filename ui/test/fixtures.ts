@@ -1,5 +1,5 @@
 // Builders for test data in the shapes of bindings.ts.
-import type { LocalMessage, MessageState, Target } from '../src/bindings';
+import type { LocalMessage, MessageState, Target, TransferInfo } from '../src/bindings';
 
 let seq = 0;
 
@@ -34,4 +34,27 @@ export function pending(text = 'hi', clientId?: string): LocalMessage {
 
 export function ids(list: readonly LocalMessage[]): string[] {
   return list.map((m) => m.client_msg_id);
+}
+
+/** A transfer in the shape of bindings.ts (a file bob offers alice, by default). */
+export function transfer(partial: Partial<TransferInfo> = {}): TransferInfo {
+  seq += 1;
+  return {
+    file_id: `f${seq}`,
+    direction: 'down',
+    kind: 'file',
+    chat: { kind: 'user', username: 'bob' },
+    peer: 'bob',
+    name: 'report.pdf',
+    size: 10 * 1024 * 1024,
+    sha256: 'ab'.repeat(32),
+    state: 'offered',
+    done: 0,
+    rate: 0,
+    path: null,
+    accepted: false,
+    error: null,
+    ts: Date.UTC(2024, 2, 5, 10, 0) + seq * 1000,
+    ...partial,
+  };
 }

@@ -1,7 +1,32 @@
-import { useLayoutEffect, useRef, useState, type KeyboardEvent } from 'react';
+import { useLayoutEffect, useRef, useState, type ClipboardEvent, type KeyboardEvent } from 'react';
 import { useI18n } from '../i18n';
 import { COUNTER_FROM_BYTES, TEXT_MAX_BYTES, utf8Length } from '../state/text';
-import { SendIcon } from './Icons';
+import { ImageIcon, PaperclipIcon, SendIcon } from './Icons';
+
+/** What the composer can send besides text. */
+export interface Attachments {
+  /** Files can be offered here (a private chat; the Square takes images only). */
+  filesAllowed: boolean;
+  /** The attach button: pick files to offer. */
+  onPickFiles: () => void;
+  /** The image button: pick images. */
+  onPickImages: () => void;
+  /** An image pasted from the clipboard. */
+  onPasteImage: (file: File) => void;
+}
+
+/** The images on a clipboard, if any (a screenshot, a copied picture). */
+export function pastedImages(data: DataTransfer | null): File[] {
+  if (!data) return [];
+  const files: File[] = [];
+  for (const item of Array.from(data.items ?? [])) {
+    if (item.kind === 'file' && item.type.startsWith('image/')) {
+      const file = item.getAsFile();
+      if (file) files.push(file);
+    }
+  }
+  return files;
+}
 
 const MAX_LINES = 6;
 
@@ -16,10 +41,12 @@ export function Composer({
   draftKey,
   onSend,
   disabled,
+  attachments,
 }: {
   draftKey: string;
   onSend: (text: string) => Promise<void>;
   disabled?: boolean;
+  attachments?: Attachments;
 }) {
   const { t } = useI18n();
   const [text, setText] = useState(() => drafts.get(draftKey) ?? '');
@@ -67,6 +94,15 @@ export function Composer({
     send();
   };
 
+  const onPaste = (e: ClipboardEvent<HTMLTextAreaElement>) => {
+    if (!attachments) return;
+    const images = pastedImages(e.clipboardData);
+    if (images.length === 0) return;
+    // Text pasted together with a picture (some apps put both) stays out of the box.
+    e.preventDefault();
+    for (const file of images) attachments.onPasteImage(file);
+  };
+
   return (
     <div className="composer">
       {(bytes >= COUNTER_FROM_BYTES || error) && (
@@ -81,6 +117,31 @@ export function Composer({
         </div>
       )}
       <div className="composer-row">
+        {attachments && (
+          <div className="composer-tools">
+            <button
+              type="button"
+              className="icon-button composer-tool"
+              onClick={attachments.onPickFiles}
+              disabled={!attachments.filesAllowed}
+              data-testid="composer-attach"
+              aria-label={t('composer.attach')}
+              title={attachments.filesAllowed ? t('composer.attach') : t('composer.attachSquare')}
+            >
+              <PaperclipIcon width={19} height={19} />
+            </button>
+            <button
+              type="button"
+              className="icon-button composer-tool"
+              onClick={attachments.onPickImages}
+              data-testid="composer-image"
+              aria-label={t('composer.image')}
+              title={t('composer.image')}
+            >
+              <ImageIcon width={19} height={19} />
+            </button>
+          </div>
+        )}
         <textarea
           ref={ref}
           className="composer-input"
@@ -91,6 +152,7 @@ export function Composer({
           aria-label={t('composer.label')}
           onChange={(e) => update(e.target.value)}
           onKeyDown={onKeyDown}
+          onPaste={onPaste}
         />
         <button
           type="button"

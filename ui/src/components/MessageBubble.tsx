@@ -4,7 +4,9 @@ import { useI18n } from '../i18n';
 import { formatDateTime, formatTime } from '../i18n/format';
 import { bodyText } from '../state/conversation';
 import { Avatar } from './Avatar';
+import { FileCard } from './FileCard';
 import { AlertIcon, ClockIcon, DoubleTickIcon, TickIcon } from './Icons';
+import { ImageThumb } from './ImageThumb';
 
 function StatusIcon({ message }: { message: LocalMessage }) {
   const { t } = useI18n();
@@ -46,28 +48,21 @@ function StatusIcon({ message }: { message: LocalMessage }) {
   }
 }
 
-function Body({ message }: { message: LocalMessage }) {
+function Body({ message, peerName }: { message: LocalMessage; peerName: string }) {
   const { t } = useI18n();
   const body = message.body;
-  if (body.kind === 'image' && body.thumbnail) {
-    return (
-      <span className="msg-image">
-        <img
-          src={`data:${body.thumbnail.startsWith('/9j/') ? 'image/jpeg' : 'image/png'};base64,${body.thumbnail}`}
-          alt={body.name}
-          width={Math.min(body.width, 240)}
-        />
+  switch (body.kind) {
+    case 'image':
+      return <ImageThumb body={body} />;
+    case 'file':
+      return <FileCard body={body} peerName={peerName} />;
+    case 'text':
+      return (
         <span className="msg-text" data-testid="message-text">
-          {body.name}
+          {bodyText(body, t)}
         </span>
-      </span>
-    );
+      );
   }
-  return (
-    <span className="msg-text" data-testid="message-text">
-      {bodyText(body, t)}
-    </span>
-  );
 }
 
 export interface BubbleProps {
@@ -76,6 +71,8 @@ export interface BubbleProps {
   runStart: boolean;
   showSender: boolean;
   senderName: string;
+  /** The other person of a private chat (named on file cards). */
+  peerName: string;
   highlighted: boolean;
   onRetry: (clientId: string) => void;
 }
@@ -86,6 +83,7 @@ export const MessageBubble = memo(function MessageBubble({
   runStart,
   showSender,
   senderName,
+  peerName,
   highlighted,
   onRetry,
 }: BubbleProps) {
@@ -110,7 +108,7 @@ export const MessageBubble = memo(function MessageBubble({
           </div>
         )}
         <div
-          className={`bubble ${failed ? 'bubble-failed' : ''} ${highlighted ? 'bubble-highlight' : ''}`}
+          className={`bubble bubble-${message.body.kind} ${failed ? 'bubble-failed' : ''} ${highlighted ? 'bubble-highlight' : ''}`}
           data-testid="message"
           data-state={state}
           data-mine={mine ? 'true' : 'false'}
@@ -119,7 +117,7 @@ export const MessageBubble = memo(function MessageBubble({
           data-highlighted={highlighted ? 'true' : undefined}
           title={formatDateTime(message.ts, locale)}
         >
-          <Body message={message} />
+          <Body message={message} peerName={peerName} />
           <span className="msg-meta">
             <time dateTime={new Date(message.ts).toISOString()}>
               {formatTime(message.ts, locale)}

@@ -11,6 +11,7 @@ import {
   type ConvState,
 } from '../state/chat';
 import { useNow } from '../state/clock';
+import { thumbSize } from '../state/images';
 import { buildRows, type Row } from '../state/rows';
 import { ArrowDownIcon } from './Icons';
 import { MessageBubble } from './MessageBubble';
@@ -20,9 +21,19 @@ const EDGE_PX = 600;
 /** Within this many pixels of the bottom counts as "at the bottom". */
 const AT_END_PX = 48;
 
+/** A row's height before it is measured: images announce theirs, so the list does not jump. */
 function estimate(row: Row | undefined): number {
   if (!row) return 60;
-  return (row.runStart ? 66 : 44) + (row.dayStart ? 44 : 0);
+  const gap = (row.runStart ? 14 : 4) + (row.dayStart ? 44 : 0);
+  const body = row.message.body;
+  switch (body.kind) {
+    case 'image':
+      return thumbSize(body.width, body.height).height + 10 + gap + (row.runStart ? 18 : 0);
+    case 'file':
+      return 150 + gap;
+    case 'text':
+      return (row.runStart ? 66 : 44) + (row.dayStart ? 44 : 0);
+  }
 }
 
 export function MessageList({
@@ -135,6 +146,11 @@ export function MessageList({
   const hasUnseen = conv.liveEnd && !atEnd && awayKey !== null && lastKey !== awayKey;
   const showPill = rows.length > 0 && (hasUnseen || !conv.liveEnd || farFromEnd);
   const items = virtualizer.getVirtualItems();
+  const peerNameOf = (row: Row) => {
+    const m = row.message;
+    if (!row.mine) return nameOf(m.from);
+    return m.to.kind === 'user' ? nameOf(m.to.username) : '';
+  };
 
   return (
     <div className="message-list-wrap">
@@ -181,6 +197,7 @@ export function MessageList({
                   runStart={row.runStart}
                   showSender={isSquare}
                   senderName={nameOf(row.message.from)}
+                  peerName={peerNameOf(row)}
                   highlighted={conv.highlight === row.key}
                   onRetry={retryMessage}
                 />

@@ -16,7 +16,9 @@ export type ClientCode =
   | 'store'
   | 'closed'
   | 'settings'
-  | 'invalid_server';
+  | 'invalid_server'
+  | 'dialog'
+  | 'open_failed';
 
 const ERROR_KEYS: Record<ErrorCode | ClientCode, Key> = {
   frame_too_large: 'error.frame_too_large',
@@ -46,6 +48,8 @@ const ERROR_KEYS: Record<ErrorCode | ClientCode, Key> = {
   forbidden: 'error.forbidden',
   not_found: 'error.not_found',
   not_implemented: 'error.not_implemented',
+  file_too_large: 'error.file_too_large',
+  quota_exceeded: 'error.quota_exceeded',
   server_busy: 'error.server_busy',
   internal: 'error.internal',
   offline: 'error.offline',
@@ -60,6 +64,8 @@ const ERROR_KEYS: Record<ErrorCode | ClientCode, Key> = {
   closed: 'error.closed',
   settings: 'error.settings',
   invalid_server: 'error.invalid_server',
+  dialog: 'error.dialog',
+  open_failed: 'error.open_failed',
 };
 
 /** Other spellings of the same failures (older drafts and docs use them). */

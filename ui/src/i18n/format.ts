@@ -69,3 +69,37 @@ export function formatDateTime(ts: number, locale: Locale): string {
     hourCycle: 'h23',
   }).format(ts);
 }
+
+const UNITS = ['B', 'KB', 'MB', 'GB', 'TB'] as const;
+
+/** A byte count for people: "820 B", "1.4 MB", "3.2 GB" (binary steps, as file managers show). */
+export function formatBytes(bytes: number, locale: Locale, t: Translate): string {
+  let value = Math.max(0, bytes);
+  let unit = 0;
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  const digits = unit === 0 || value >= 100 ? 0 : 1;
+  const n = new Intl.NumberFormat(locale, {
+    maximumFractionDigits: digits,
+    minimumFractionDigits: 0,
+  }).format(value);
+  return t(`transfer.unit.${UNITS[unit] ?? 'B'}`, { n });
+}
+
+/** A speed: "1.2 MB/s". */
+export function formatRate(bytesPerSecond: number, locale: Locale, t: Translate): string {
+  return t('transfer.rate', { size: formatBytes(bytesPerSecond, locale, t) });
+}
+
+/** Time left, rounded up to whole seconds: "7 s", "2 min 5 s", "1 h 4 min". */
+export function formatDuration(seconds: number, t: Translate): string {
+  const total = Math.max(0, Math.ceil(seconds));
+  if (total < 60) return t('transfer.seconds', { s: total });
+  if (total < 3600) return t('transfer.minutes', { m: Math.floor(total / 60), s: total % 60 });
+  return t('transfer.hours', {
+    h: Math.floor(total / 3600),
+    m: Math.floor((total % 3600) / 60),
+  });
+}

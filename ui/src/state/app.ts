@@ -19,11 +19,13 @@ import {
   connectionRestored,
   handleChatEvent,
   loadPreviews,
+  refreshNewest,
   resetChat,
 } from './chat';
 import { SQUARE, userTarget } from './conversation';
 import { socialFromSession, socialReducer, withFriendList, type Social } from './social';
 import { applyTheme } from './theme';
+import { applyTransfer, loadTransfers } from './transfers';
 
 export type Phase = 'starting' | 'connect' | 'login' | 'main';
 
@@ -197,6 +199,7 @@ export function enterSession(session: Session): void {
     settings: social.me.is_guest ? s.settings : { ...s.settings, last_user: social.me.username },
   }));
   void loadPreviews([SQUARE, ...social.friends.map((f) => userTarget(f.username))]);
+  void loadTransfers();
 }
 
 function leaveSession(loginUsername: string, loginError: string | null = null): void {
@@ -386,6 +389,16 @@ export function handleEvent(e: AppEvent): void {
         loginUsername: me && !me.is_guest ? me.username : '',
         loginError: text,
       });
+      return;
+    }
+    case 'transfer': {
+      if (state.phase !== 'main') return;
+      const transfer = e.transfer;
+      applyTransfer(transfer);
+      // An image's message is posted once its upload is done: show it in place of the upload.
+      if (transfer.kind === 'image' && transfer.direction === 'up' && transfer.state === 'done') {
+        void refreshNewest(transfer.chat);
+      }
       return;
     }
     case 'certificate_changed':

@@ -17,6 +17,7 @@ import {
   oldestId,
   windowList,
 } from './messages';
+import { resetTransfers } from './transfers';
 
 export const FIRST_PAGE = 50;
 export const OLDER_PAGE = 100;
@@ -85,6 +86,7 @@ export function resetChat(me: string): void {
   counted = new Set();
   early = new Map();
   useChat.setState({ ...initial, me });
+  resetTransfers();
 }
 
 function patchConv(key: ConvKey, change: (c: ConvState) => ConvState): void {
@@ -294,6 +296,23 @@ export async function sendText(target: Target, text: string): Promise<void> {
   const message = await call('send_text', { to: target, text });
   mergeInto(key, [message]);
   updatePreview(key, message);
+}
+
+/**
+ * Re-reads the newest local page of a conversation: messages the engine posted by itself (the
+ * chat message of a file offer, or of an image once its upload is done) join the list.
+ */
+export async function refreshNewest(target: Target): Promise<void> {
+  const key = convKey(target);
+  try {
+    const page = await call('local_history', { with: target, before: null, limit: FIRST_PAGE });
+    const conv = useChat.getState().convs[key];
+    // A window around a search hit takes no newest page: it would leave a gap.
+    if (conv && conv.liveEnd) mergeInto(key, page);
+    previewFromList(key, page);
+  } catch {
+    // The message event, or the next opening of the chat, brings it.
+  }
 }
 
 /** Sends a failed message again. */
