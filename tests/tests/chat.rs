@@ -329,9 +329,10 @@ async fn bad_messages_are_refused_with_their_reason() -> Result<()> {
         height: 1,
         thumbnail: "AAAA".into(),
     };
+    // An image body must name a transfer of the sender (PROTOCOL.md §5.7 rule 10).
     expect_refusal(
         alice.send(user("bobby"), &new_client_msg_id(), image).await,
-        ErrorCode::NotImplemented,
+        ErrorCode::NotFound,
     )?;
     bob.assert_no_message(QUIET_WINDOW).await?;
     // Exactly 16 KiB of multi-byte text is fine.

@@ -59,6 +59,22 @@ pub struct Cli {
     /// Disable every rate limit (for load benchmarks only).
     #[arg(long, env = "NATTER_NO_RATE_LIMITS")]
     pub no_rate_limits: bool,
+    /// Largest file a `file_offer` may announce, in bytes [default: 8 GiB].
+    #[arg(long, env = "NATTER_MAX_FILE_BYTES")]
+    pub max_file_bytes: Option<u64>,
+    /// Largest image transfer, in bytes [default: 32 MiB].
+    #[arg(long, env = "NATTER_MAX_IMAGE_BYTES")]
+    pub max_image_bytes: Option<u64>,
+    /// Most bytes one user's unexpired transfers may add up to [default: 20 GiB].
+    #[arg(long, env = "NATTER_USER_QUOTA_BYTES")]
+    pub user_quota_bytes: Option<u64>,
+    /// How long after its offer a transfer and its bytes are deleted [default: 604800000, 7 days].
+    #[arg(long, env = "NATTER_FILE_TTL_MS")]
+    pub file_ttl_ms: Option<u64>,
+    /// How often housekeeping (guest purge, transfer expiry) runs [default: half the guest
+    /// grace period, between 100 ms and 30 s].
+    #[arg(long, env = "NATTER_HOUSEKEEPING_INTERVAL_MS")]
+    pub housekeeping_interval_ms: Option<u64>,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -89,6 +105,16 @@ pub struct FileConfig {
     pub guest_grace_ms: Option<u64>,
     /// See [`Cli::max_connections`].
     pub max_connections: Option<usize>,
+    /// See [`Cli::max_file_bytes`].
+    pub max_file_bytes: Option<u64>,
+    /// See [`Cli::max_image_bytes`].
+    pub max_image_bytes: Option<u64>,
+    /// See [`Cli::user_quota_bytes`].
+    pub user_quota_bytes: Option<u64>,
+    /// See [`Cli::file_ttl_ms`].
+    pub file_ttl_ms: Option<u64>,
+    /// See [`Cli::housekeeping_interval_ms`].
+    pub housekeeping_interval_ms: Option<u64>,
     /// Rate limits.
     pub limits: Option<Limits>,
 }
@@ -145,8 +171,33 @@ pub struct Config {
     pub guest_grace: Duration,
     /// Connection cap.
     pub max_connections: usize,
+    /// Largest file transfer.
+    pub max_file_bytes: u64,
+    /// Largest image transfer.
+    pub max_image_bytes: u64,
+    /// Most bytes of unexpired transfers per sender.
+    pub user_quota_bytes: u64,
+    /// Lifetime of a transfer from its offer.
+    pub file_ttl: Duration,
+    /// Period of the housekeeping chores.
+    pub housekeeping_interval: Duration,
     /// Rate limits.
     pub limits: Limits,
+}
+
+/// Default largest file transfer: 8 GiB.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 8 << 30;
+/// Default largest image transfer: 32 MiB.
+pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 32 << 20;
+/// Default storage quota per user: 20 GiB.
+pub const DEFAULT_USER_QUOTA_BYTES: u64 = 20 << 30;
+/// Default transfer lifetime: 7 days.
+pub const DEFAULT_FILE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Housekeeping runs twice per guest grace period, so a guest's name frees up at most half a
+/// period late, but never busier than every 100 ms nor lazier than every 30 s.
+fn default_housekeeping(guest_grace: Duration) -> Duration {
+    (guest_grace / 2).clamp(Duration::from_millis(100), Duration::from_secs(30))
 }
 
 impl Config {
@@ -164,6 +215,11 @@ impl Config {
             idle_timeout: Duration::from_secs(45),
             guest_grace: Duration::from_secs(120),
             max_connections: 20_000,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
+            user_quota_bytes: DEFAULT_USER_QUOTA_BYTES,
+            file_ttl: DEFAULT_FILE_TTL,
+            housekeeping_interval: default_housekeeping(Duration::from_secs(120)),
             limits: Limits::default(),
         }
     }
@@ -208,6 +264,10 @@ impl Config {
             limits.enabled = false;
         }
         let ms = Duration::from_millis;
+        let guest_grace = ms(cli
+            .guest_grace_ms
+            .or(file.guest_grace_ms)
+            .unwrap_or(120_000));
         let config = Self {
             data_dir,
             bind: cli.bind.or(file.bind).unwrap_or(IpAddr::from([0, 0, 0, 0])),
@@ -235,14 +295,33 @@ impl Config {
                 .idle_timeout_ms
                 .or(file.idle_timeout_ms)
                 .unwrap_or(45_000)),
-            guest_grace: ms(cli
-                .guest_grace_ms
-                .or(file.guest_grace_ms)
-                .unwrap_or(120_000)),
+            guest_grace,
             max_connections: cli
                 .max_connections
                 .or(file.max_connections)
                 .unwrap_or(20_000),
+            max_file_bytes: cli
+                .max_file_bytes
+                .or(file.max_file_bytes)
+                .unwrap_or(DEFAULT_MAX_FILE_BYTES),
+            max_image_bytes: cli
+                .max_image_bytes
+                .or(file.max_image_bytes)
+                .unwrap_or(DEFAULT_MAX_IMAGE_BYTES),
+            user_quota_bytes: cli
+                .user_quota_bytes
+                .or(file.user_quota_bytes)
+                .unwrap_or(DEFAULT_USER_QUOTA_BYTES),
+            file_ttl: cli
+                .file_ttl_ms
+                .or(file.file_ttl_ms)
+                .map(ms)
+                .unwrap_or(DEFAULT_FILE_TTL),
+            housekeeping_interval: cli
+                .housekeeping_interval_ms
+                .or(file.housekeeping_interval_ms)
+                .map(ms)
+                .unwrap_or_else(|| default_housekeeping(guest_grace)),
             limits,
         };
         if config.heartbeat_interval.is_zero() || config.idle_timeout <= config.heartbeat_interval {
@@ -252,6 +331,27 @@ impl Config {
         }
         if config.max_frame_bytes < 1024 {
             return Err(ConfigError::Invalid("max frame size below 1 KiB".into()));
+        }
+        // Sizes are SQLite integers: signed 64-bit.
+        let sizes = [
+            config.max_file_bytes,
+            config.max_image_bytes,
+            config.user_quota_bytes,
+        ];
+        if sizes.iter().any(|&s| s > i64::MAX as u64) {
+            return Err(ConfigError::Invalid(
+                "file size limits and quotas must fit in a signed 64-bit integer".into(),
+            ));
+        }
+        if config.file_ttl.is_zero() || config.file_ttl.as_millis() > i64::MAX as u128 / 2 {
+            return Err(ConfigError::Invalid(
+                "file_ttl_ms must be positive and below 2^62".into(),
+            ));
+        }
+        if config.housekeeping_interval.is_zero() {
+            return Err(ConfigError::Invalid(
+                "housekeeping_interval_ms must be positive".into(),
+            ));
         }
         Ok(config)
     }
@@ -264,16 +364,20 @@ mod tests {
     #[test]
     fn flags_win_over_file_and_file_over_defaults() {
         let file: FileConfig = toml::from_str(
-            "port = 5000\ntls_port = 5001\nidle_timeout_ms = 9000\nheartbeat_interval_ms = 3000\n[limits]\nenabled = false\n",
+            "port = 5000\ntls_port = 5001\nidle_timeout_ms = 9000\nheartbeat_interval_ms = 3000\n\
+             max_file_bytes = 1000\nfile_ttl_ms = 5000\n[limits]\nenabled = false\n",
         )
         .expect("toml");
         let cli = Cli {
             port: Some(6000),
             data_dir: Some("/tmp/x".into()),
+            max_file_bytes: Some(2000),
             ..Cli::default()
         };
         let c = Config::merge(cli, file).expect("valid");
         assert_eq!(c.port, 6000);
+        assert_eq!(c.max_file_bytes, 2000);
+        assert_eq!(c.file_ttl, Duration::from_secs(5));
         assert_eq!(c.tls_port, Some(5001));
         assert_eq!(c.idle_timeout, Duration::from_secs(9));
         assert_eq!(c.heartbeat_interval, Duration::from_secs(3));
@@ -302,6 +406,11 @@ mod tests {
         .expect("valid");
         assert_eq!((c.port, c.tls_port), (4004, Some(4399)));
         assert!(c.limits.enabled);
+        assert_eq!(c.max_file_bytes, 8 * 1024 * 1024 * 1024);
+        assert_eq!(c.max_image_bytes, 32 * 1024 * 1024);
+        assert_eq!(c.user_quota_bytes, 20 * 1024 * 1024 * 1024);
+        assert_eq!(c.file_ttl, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(c.housekeeping_interval, Duration::from_secs(30));
     }
 
     #[test]

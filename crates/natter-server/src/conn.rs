@@ -1,14 +1,19 @@
 //! One task per connection: it owns the socket, reads frames, runs handlers, writes replies and
 //! the hub's pushes, sends heartbeats when quiet, and drops a peer that stays silent too long.
+//! It also pairs each `file_chunk` with the binary frame that must follow it, and streams
+//! `file_fetch` answers a piece at a time between everything else (PROTOCOL.md §5.7).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::stream::FuturesOrdered;
-use futures::{SinkExt, StreamExt};
-use natter_proto::{decode_client, ErrorCode, Frame, FrameCodec, FrameError, ServerMessage};
+use futures::future::BoxFuture;
+use futures::stream::{FuturesOrdered, FuturesUnordered};
+use futures::{FutureExt, SinkExt, StreamExt};
+use natter_proto::{
+    decode_client, ClientMessage, ErrorCode, Frame, FrameCodec, FrameError, ServerMessage,
+};
 use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -20,6 +25,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::handlers::{self, auth, ConnState, Outgoing};
 use crate::hub::{Push, SessionControl, SESSION_QUEUE};
+use crate::transfer::fetch::Piece;
 use crate::Ctx;
 
 /// How long one write may block before the peer is considered gone.
@@ -38,6 +44,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Writer<S> {
         self.last_tx = Instant::now();
         self.dirty = true;
         self.framed.feed(Frame::Json(payload)).await
+    }
+
+    async fn binary(&mut self, payload: Bytes) -> Result<(), FrameError> {
+        self.last_tx = Instant::now();
+        self.dirty = true;
+        self.framed.feed(Frame::Binary(payload)).await
     }
 
     async fn message(&mut self, message: &ServerMessage) -> Result<(), FrameError> {
@@ -66,6 +78,7 @@ async fn write_outgoing<S: AsyncRead + AsyncWrite + Unpin>(
         match item {
             Outgoing::Message(m) => w.message(&m).await?,
             Outgoing::Raw(b) => w.feed(b).await?,
+            Outgoing::Binary(b) => w.binary(b).await?,
             Outgoing::Private(message) => {
                 if state.pushed.insert(message.msg_id) {
                     w.message(&ServerMessage::Message { message }).await?;
@@ -100,6 +113,122 @@ enum Exit {
     Shutdown,
 }
 
+/// A `file_chunk` header read; its binary frame must be the very next frame.
+struct AwaitedChunk {
+    message: ClientMessage,
+    id: String,
+    len: u32,
+}
+
+/// Replies that come after their handler returned.
+#[derive(Default)]
+struct Later {
+    /// Written in request order (chat messages after their batch commits).
+    ordered: FuturesOrdered<BoxFuture<'static, ServerMessage>>,
+    /// Written whenever ready (a file's hash check).
+    unordered: FuturesUnordered<BoxFuture<'static, ServerMessage>>,
+}
+
+/// Runs one request and writes what it answers at once.
+async fn run_request<S: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &Ctx,
+    state: &mut ConnState,
+    w: &mut Writer<S>,
+    later: &mut Later,
+    message: ClientMessage,
+    binary: Option<Bytes>,
+) -> Result<Option<Exit>, FrameError> {
+    let outcome = handlers::dispatch(ctx, state, message, binary).await;
+    if let Some(d) = outcome.deferred {
+        later.ordered.push_back(d);
+    }
+    if let Some(l) = outcome.late {
+        later.unordered.push(l);
+    }
+    let close = outcome.close;
+    write_outgoing(w, state, outcome.out)
+        .await
+        .map(|_| close.then_some(Exit::Closed))
+}
+
+/// Handles one frame (or the end of the stream) read from the peer.
+async fn on_read<S: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &Ctx,
+    state: &mut ConnState,
+    w: &mut Writer<S>,
+    later: &mut Later,
+    awaited: &mut Option<AwaitedChunk>,
+    read: Option<Result<Frame, FrameError>>,
+) -> Result<Option<Exit>, FrameError> {
+    let frame = match read {
+        None => return Ok(Some(Exit::Closed)),
+        Some(Err(FrameError::TooLarge { len, max })) => {
+            let _ = w
+                .message(&ServerMessage::error(
+                    None,
+                    ErrorCode::FrameTooLarge,
+                    format!("frame of {len} bytes exceeds the maximum of {max} bytes"),
+                ))
+                .await;
+            return Ok(Some(Exit::Closed));
+        }
+        Some(Err(e)) => {
+            tracing::debug!(conn_id = state.conn_id, error = %e, "read failed");
+            return Ok(Some(Exit::Closed));
+        }
+        Some(Ok(frame)) => frame,
+    };
+    let frame = match (awaited.take(), frame) {
+        (Some(chunk), Frame::Binary(bytes)) if bytes.len() == chunk.len as usize => {
+            return run_request(ctx, state, w, later, chunk.message, Some(bytes)).await;
+        }
+        (Some(chunk), frame) => {
+            // §5.7 rule 1: the chunk is refused and this frame is handled on its own.
+            w.message(&ServerMessage::error(
+                Some(&chunk.id),
+                ErrorCode::InvalidMessage,
+                format!(
+                    "a file_chunk of {} bytes must be followed at once by a binary frame of \
+                     exactly that length",
+                    chunk.len
+                ),
+            ))
+            .await?;
+            frame
+        }
+        (None, frame) => frame,
+    };
+    match frame {
+        Frame::Binary(_) => w
+            .message(&ServerMessage::error(
+                None,
+                ErrorCode::UnexpectedBinary,
+                "a binary frame must follow the header that announces it",
+            ))
+            .await
+            .map(|_| None),
+        Frame::Json(payload) => match decode_client(&payload) {
+            Err(e) => w
+                .message(&ServerMessage::error(e.id.as_deref(), e.code, e.message))
+                .await
+                .map(|_| None),
+            Ok(message) => {
+                if let ClientMessage::FileChunk { id, len, .. } = &message {
+                    // Nothing is decided before the bytes are here, so a refused chunk never
+                    // leaves its binary frame behind to be misread as unannounced.
+                    *awaited = Some(AwaitedChunk {
+                        id: id.clone(),
+                        len: *len,
+                        message,
+                    });
+                    return Ok(None);
+                }
+                run_request(ctx, state, w, later, message, None).await
+            }
+        },
+    }
+}
+
 /// Serves one connection until it closes; cleans up its session afterwards.
 pub async fn serve<S>(stream: S, peer: SocketAddr, ctx: Arc<Ctx>, shutdown: CancellationToken)
 where
@@ -113,8 +242,12 @@ where
         last_tx: Instant::now(),
         dirty: false,
     };
-    let mut pending = FuturesOrdered::new();
+    let mut later = Later::default();
+    let mut awaited: Option<AwaitedChunk> = None;
     let mut last_rx = Instant::now();
+    // Bytes of an unfinished frame at the last idle check: a large binary frame still arriving
+    // on a slow link is not silence.
+    let mut rx_buffered = 0usize;
     let heartbeat = ctx.config.heartbeat_interval;
     let mut tick = tokio::time::interval(heartbeat / 2);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -147,51 +280,26 @@ where
         let result: Result<Option<Exit>, FrameError> = tokio::select! {
             _ = &mut shutdown => Ok(Some(Exit::Shutdown)),
             reason = kick => Ok(Some(Exit::Kicked(reason))),
-            frame = w.framed.next() => {
-                match frame {
-                    None => Ok(Some(Exit::Closed)),
-                    Some(Err(FrameError::TooLarge { len, max })) => {
-                        let _ = w.message(&ServerMessage::error(
-                            None,
-                            ErrorCode::FrameTooLarge,
-                            format!("frame of {len} bytes exceeds the maximum of {max} bytes"),
-                        )).await;
-                        Ok(Some(Exit::Closed))
-                    }
-                    Some(Err(e)) => {
-                        tracing::debug!(conn_id, error = %e, "read failed");
-                        Ok(Some(Exit::Closed))
-                    }
-                    Some(Ok(Frame::Binary(_))) => {
-                        last_rx = Instant::now();
-                        w.message(&ServerMessage::error(
-                            None,
-                            ErrorCode::UnexpectedBinary,
-                            "a binary frame must follow the header that announces it",
-                        )).await.map(|_| None)
-                    }
-                    Some(Ok(Frame::Json(payload))) => {
-                        last_rx = Instant::now();
-                        match decode_client(&payload) {
-                            Err(e) => w
-                                .message(&ServerMessage::error(e.id.as_deref(), e.code, e.message))
-                                .await
-                                .map(|_| None),
-                            Ok(message) => {
-                                let outcome = handlers::dispatch(&ctx, &mut state, message).await;
-                                if let Some(d) = outcome.deferred {
-                                    pending.push_back(d);
-                                }
-                                let close = outcome.close;
-                                write_outgoing(&mut w, &mut state, outcome.out)
-                                    .await
-                                    .map(|_| close.then_some(Exit::Closed))
-                            }
-                        }
-                    }
+            read = w.framed.next() => {
+                if matches!(read, Some(Ok(_))) {
+                    last_rx = Instant::now();
                 }
+                on_read(&ctx, &mut state, &mut w, &mut later, &mut awaited, read).await
             }
-            Some(reply) = pending.next(), if !pending.is_empty() => w.message(&reply).await.map(|_| None),
+            Some(reply) = later.ordered.next(), if !later.ordered.is_empty() => {
+                w.message(&reply).await.map(|_| None)
+            }
+            Some(reply) = later.unordered.next(), if !later.unordered.is_empty() => {
+                w.message(&reply).await.map(|_| None)
+            }
+            Some(piece) = state.fetches.next(), if state.fetches.is_busy() => match piece {
+                // Header and bytes go out back to back: nothing may come between them (§2).
+                Piece::Data { header, bytes } => match w.message(&header).await {
+                    Ok(()) => w.binary(bytes).await.map(|_| None),
+                    Err(e) => Err(e),
+                },
+                Piece::Failed(error) => w.message(&error).await.map(|_| None),
+            },
             Some(push) = push_rx.recv() => {
                 let mut result = write_push(&mut w, &mut state, push).await;
                 for _ in 0..PUSH_BATCH {
@@ -206,13 +314,31 @@ where
                 result.map(|_| None)
             }
             _ = &mut idle => {
-                let deadline = last_rx + ctx.config.idle_timeout;
-                if Instant::now() >= deadline {
-                    tracing::info!(conn_id, %peer, "peer silent past the idle timeout; dropping it");
-                    Ok(Some(Exit::Closed))
-                } else {
-                    idle.as_mut().reset(deadline);
-                    Ok(None)
+                // Before calling the peer silent, take what it sent meanwhile: the loop may
+                // have been busy writing (a long fetch) while its frames waited in the socket.
+                match w.framed.next().now_or_never() {
+                    Some(read) => {
+                        if matches!(read, Some(Ok(_))) {
+                            last_rx = Instant::now();
+                        }
+                        idle.as_mut().reset(last_rx + ctx.config.idle_timeout);
+                        on_read(&ctx, &mut state, &mut w, &mut later, &mut awaited, read).await
+                    }
+                    None => {
+                        let buffered = w.framed.read_buffer().len();
+                        if buffered != rx_buffered {
+                            rx_buffered = buffered;
+                            last_rx = Instant::now();
+                        }
+                        let deadline = last_rx + ctx.config.idle_timeout;
+                        if Instant::now() >= deadline {
+                            tracing::info!(conn_id, %peer, "peer silent past the idle timeout; dropping it");
+                            Ok(Some(Exit::Closed))
+                        } else {
+                            idle.as_mut().reset(deadline);
+                            Ok(None)
+                        }
+                    }
                 }
             }
             _ = tick.tick() => {
@@ -236,7 +362,6 @@ where
             break Exit::Closed;
         }
     };
-
     let reason = match exit {
         Exit::Closed => None,
         Exit::Kicked(reason) => Some(reason),

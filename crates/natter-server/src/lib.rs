@@ -4,7 +4,8 @@
 //! cap → [`conn`] runs one task per connection → [`handlers`] apply one request each → [`store`]
 //! holds all SQL, with chat messages going through the batching [`persist`] writer → [`hub`]
 //! routes pushes to online sessions. Configuration is in [`config`], TLS in [`tls`], rate limits
-//! in [`ratelimit`].
+//! in [`ratelimit`], file transfers' bytes, ranges, hash checks and fetch streaming in
+//! [`transfer`].
 
 pub mod config;
 pub mod conn;
@@ -15,6 +16,7 @@ pub mod ratelimit;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod transfer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,6 +36,8 @@ pub struct Ctx {
     pub writer: persist::Writer,
     /// Per-IP rate limits.
     pub ip_limits: ratelimit::IpLimiter,
+    /// File transfers' bytes and hash checks.
+    pub transfers: transfer::Transfers,
     /// Wall clock in milliseconds (replaceable in tests).
     pub clock: fn() -> i64,
     conn_ids: AtomicU64,
@@ -43,6 +47,19 @@ impl Ctx {
     /// A fresh, unique connection id.
     pub fn next_conn_id(&self) -> u64 {
         self.conn_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Deletes a user (erase, guest purge) with everything of theirs, including the bytes of
+    /// their transfers; the other parties of those transfers who are online get
+    /// `file_cancelled`.
+    pub async fn delete_user(
+        &self,
+        id: store::UserId,
+        erase_sent_queue: bool,
+    ) -> store::StoreResult<()> {
+        let removed = self.store.delete_user(id, erase_sent_queue).await?;
+        transfer::discard(&self.transfers.blobs, &self.hub, &removed, Some(id)).await;
+        Ok(())
     }
 }
 

@@ -20,6 +20,7 @@ use crate::persist::Writer;
 use crate::ratelimit::IpLimiter;
 use crate::store::{Store, StoreError};
 use crate::tls::{TlsError, TlsSetup};
+use crate::transfer::{self, blobs::Blobs, Transfers};
 use crate::{conn, now_ms, Ctx};
 
 /// Why the server could not start.
@@ -34,6 +35,14 @@ pub enum ServerError {
     /// TLS setup failed.
     #[error("{0}")]
     Tls(#[from] TlsError),
+    /// The directory for transfer bytes could not be created.
+    #[error("file store {path}: {source}")]
+    Files {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
 }
 
 /// Bound sockets, ready to serve.
@@ -97,6 +106,13 @@ pub async fn run(
     let store = Store::open(&config.data_dir.join("natter.db")).await?;
     // Nobody is online after a (re)start: guests' grace periods start now.
     store.touch_all_guests(now_ms()).await?;
+    let files_dir = config.data_dir.join("files");
+    let blobs = Blobs::open(&files_dir).map_err(|source| ServerError::Files {
+        path: files_dir.clone(),
+        source,
+    })?;
+    let transfers = Transfers::new(blobs);
+    transfers.recover(&store).await;
     let hub = Arc::new(Hub::default());
     let (writer, writer_task) = Writer::spawn(store.clone(), hub.clone(), now_ms);
     let ctx = Arc::new(Ctx {
@@ -105,6 +121,7 @@ pub async fn run(
         hub: hub.clone(),
         writer,
         ip_limits: IpLimiter::default(),
+        transfers,
         clock: now_ms,
         conn_ids: AtomicU64::new(1),
     });
@@ -144,6 +161,7 @@ pub async fn run(
         tracing::warn!("some connections did not close in time");
         tasks.abort_all();
     }
+    ctx.transfers.finish(Duration::from_secs(10)).await;
     drop(ctx);
     // Every Writer handle is gone once the connections are; the writer drains and stops.
     let _ = writer_task.await;
@@ -218,11 +236,10 @@ async fn refuse_busy(mut stream: TcpStream) {
     }
 }
 
-/// Periodic chores: purge guests whose grace period ran out, forget idle rate-limit buckets.
+/// Periodic chores: purge guests whose grace period ran out, expire file transfers, forget idle
+/// rate-limit buckets.
 async fn housekeeping(ctx: Arc<Ctx>, cancel: CancellationToken) {
-    let period =
-        (ctx.config.guest_grace / 2).clamp(Duration::from_millis(100), Duration::from_secs(30));
-    let mut tick = tokio::time::interval(period);
+    let mut tick = tokio::time::interval(ctx.config.housekeeping_interval);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -236,7 +253,7 @@ async fn housekeeping(ctx: Arc<Ctx>, cancel: CancellationToken) {
                     if ctx.hub.is_online(id) {
                         continue;
                     }
-                    match ctx.store.delete_user(id, false).await {
+                    match ctx.delete_user(id, false).await {
                         Ok(()) => tracing::info!(guest = %name, "guest expired"),
                         Err(e) => tracing::warn!(error = %e, "could not purge a guest"),
                     }
@@ -244,5 +261,6 @@ async fn housekeeping(ctx: Arc<Ctx>, cancel: CancellationToken) {
             }
             Err(e) => tracing::warn!(error = %e, "guest sweep failed"),
         }
+        transfer::expire(&ctx.store, &ctx.transfers.blobs, &ctx.hub, (ctx.clock)()).await;
     }
 }

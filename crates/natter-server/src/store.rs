@@ -3,6 +3,11 @@
 //!
 //! Chat messages and acks do not come through here one by one: [`crate::persist`] batches them into
 //! one transaction per burst, using the `*_in` functions that take an open transaction.
+//! File transfers' statements are in [`transfers`].
+
+mod transfers;
+
+pub use transfers::{NewTransfer, RemovedTransfer, TransferRecord};
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,6 +30,9 @@ pub enum StoreError {
     /// The username is taken (unique key conflict).
     #[error("username is taken")]
     UsernameTaken,
+    /// A new transfer would take its sender over their storage quota.
+    #[error("storage quota exceeded")]
+    QuotaExceeded,
 }
 
 /// Result alias for the store.
@@ -346,10 +354,16 @@ impl Store {
     }
 
     /// Deletes a user with everything hanging off them: sessions, friendships, requests,
-    /// notices, and private messages still queued for them. With `erase_sent_queue`, private
-    /// messages they sent that nobody received yet go too (an erased account leaves nothing
-    /// pending); delivered messages stay in the recipients' history either way.
-    pub async fn delete_user(&self, id: UserId, erase_sent_queue: bool) -> StoreResult<()> {
+    /// notices, private messages still queued for them, and every file transfer they sent or
+    /// were sent (returned, so their bytes can be deleted and the other parties told). With
+    /// `erase_sent_queue`, private messages they sent that nobody received yet go too (an erased
+    /// account leaves nothing pending); delivered messages stay in the recipients' history
+    /// either way.
+    pub async fn delete_user(
+        &self,
+        id: UserId,
+        erase_sent_queue: bool,
+    ) -> StoreResult<Vec<RemovedTransfer>> {
         let mut tx = self.write.begin().await?;
         sqlx::query("DELETE FROM messages WHERE recipient_id = ? AND delivered_at IS NULL")
             .bind(id)
@@ -364,12 +378,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        // Explicitly rather than by the foreign keys' cascade: the caller needs the ids.
+        let removed = transfers::delete_user_transfers_in(&mut tx, id).await?;
         sqlx::query("DELETE FROM users WHERE id = ?")
             .bind(id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(removed)
     }
 
     /// Guests offline since before `cutoff`, for purging.

@@ -62,7 +62,7 @@ async fn claim_name(ctx: &Ctx, username: &str) -> Result<(), Refusal> {
     match ctx.store.user_by_name(username).await? {
         None => Ok(()),
         Some(user) if user.is_guest && !guest_holds_name(ctx, &user) => {
-            ctx.store.delete_user(user.id, false).await?;
+            ctx.delete_user(user.id, false).await?;
             Ok(())
         }
         Some(_) => Err(Refusal::new(
@@ -273,7 +273,7 @@ pub async fn resume(ctx: &Ctx, state: &mut ConnState, id: &str, token: &str) -> 
     let user = ctx.store.user_by_id(user_id).await?.ok_or_else(expired)?;
     if user.is_guest && !guest_holds_name(ctx, &user) {
         // The housekeeping sweep may not have run yet; the grace period is over all the same.
-        ctx.store.delete_user(user.id, false).await?;
+        ctx.delete_user(user.id, false).await?;
         return Err(expired());
     }
     establish(ctx, state, id, user, token.to_owned(), token_hash, true).await
@@ -412,6 +412,12 @@ async fn open_session(
     for message in ctx.store.undelivered_for(user.id).await? {
         out.push(Outgoing::Private(message));
     }
+    // Offers stay unanswered until the receiver answers: repeat them at every login (§5.7).
+    for offer in ctx.store.offers_waiting_for(user.id, (ctx.clock)()).await? {
+        out.push(Outgoing::Message(ServerMessage::FileOffered {
+            offer: offer.offer_info(),
+        }));
+    }
     Ok(out)
 }
 
@@ -422,6 +428,8 @@ pub async fn end_session(ctx: &Ctx, state: &mut ConnState, final_: bool) {
         return;
     };
     state.pushed.clear();
+    // A fetch belongs to the session that asked for it.
+    state.fetches.clear();
     let current = ctx.hub.detach(session.user_id, state.conn_id);
     let now = (ctx.clock)();
     let result = if final_ {
@@ -435,7 +443,7 @@ pub async fn end_session(ctx: &Ctx, state: &mut ConnState, final_: bool) {
         tracing::warn!(error = %e, user = %session.username, "could not record the end of a session");
     }
     if final_ && session.is_guest && current {
-        if let Err(e) = ctx.store.delete_user(session.user_id, false).await {
+        if let Err(e) = ctx.delete_user(session.user_id, false).await {
             tracing::warn!(error = %e, user = %session.username, "could not remove a guest");
         }
     }
@@ -468,7 +476,7 @@ pub async fn erase(ctx: &Ctx, state: &mut ConnState, id: &str, password: String)
         return Err(Refusal::new(ErrorCode::BadCredentials, "wrong password"));
     }
     end_session(ctx, state, true).await;
-    ctx.store.delete_user(user_id, true).await?;
+    ctx.delete_user(user_id, true).await?;
     tracing::info!(user = %user.username, "account erased");
     Ok(Outcome::ok(id))
 }

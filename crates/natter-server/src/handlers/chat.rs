@@ -19,7 +19,7 @@ pub const HISTORY_DEFAULT: u32 = 50;
 pub const HISTORY_MAX: u32 = 200;
 
 /// Resolves a username to (id, display name), online users first (no database read).
-async fn resolve(ctx: &Ctx, username: &str) -> Result<(UserId, String), Refusal> {
+pub(super) async fn resolve(ctx: &Ctx, username: &str) -> Result<(UserId, String), Refusal> {
     if let Some(id) = ctx.hub.online_id(username) {
         // The hub's key matched case-insensitively; the display form comes from the hub too.
         if let Some(user) = ctx.hub.online_user(id) {
@@ -52,12 +52,14 @@ pub async fn send(
     validate::client_id("client_msg_id", &client_msg_id)?;
     match &body {
         MessageBody::Text { text } => validate::text_body(text)?,
-        MessageBody::Image { .. } | MessageBody::File { .. } => {
-            return Err(Refusal::new(
-                ErrorCode::NotImplemented,
-                "image and file messages are not served by this server version yet",
-            ))
-        }
+        MessageBody::Image {
+            mime,
+            width,
+            height,
+            thumbnail,
+            ..
+        } => validate::image_body(mime, *width, *height, thumbnail)?,
+        MessageBody::File { .. } => {}
     }
     let recipient = match &to {
         Target::Square => None,
@@ -72,6 +74,13 @@ pub async fn send(
             Some((rid, name))
         }
     };
+    let body = super::files::check_chat_body(
+        ctx,
+        me.user_id,
+        recipient.as_ref().map(|(rid, _)| *rid),
+        body,
+    )
+    .await?;
     let message = NewMessage {
         sender_id: me.user_id,
         sender_name: me.username.clone(),

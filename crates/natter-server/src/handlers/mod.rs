@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use crate::hub::{Push, SessionControl};
 use crate::ratelimit::{Bucket, Limits};
 use crate::store::{StoreError, UserId};
+use crate::transfer::fetch::Fetches;
 use crate::Ctx;
 
 /// A failed request: the code and text of its `error` reply.
@@ -53,6 +54,10 @@ impl From<StoreError> for Refusal {
             StoreError::UsernameTaken => {
                 Refusal::new(ErrorCode::UsernameTaken, "that username is taken")
             }
+            StoreError::QuotaExceeded => Refusal::new(
+                ErrorCode::QuotaExceeded,
+                "your stored transfers would exceed your storage quota",
+            ),
             other => {
                 tracing::error!(error = %other, "storage failure");
                 Refusal::new(
@@ -82,6 +87,8 @@ pub enum Outgoing {
     Raw(Bytes),
     /// A private message push (tracked so it is not pushed twice on this connection).
     Private(natter_proto::ChatMessage),
+    /// The payload of a binary frame; only ever right after the header that announces it.
+    Binary(Bytes),
 }
 
 /// What a handler asks the connection to do.
@@ -91,6 +98,9 @@ pub struct Outcome {
     pub out: Vec<Outgoing>,
     /// A reply that arrives later (after a batched commit); written in request order.
     pub deferred: Option<BoxFuture<'static, ServerMessage>>,
+    /// A reply that may take long (hashing a whole file); written when ready, without holding
+    /// up the deferred replies of later requests.
+    pub late: Option<BoxFuture<'static, ServerMessage>>,
     /// Close the connection after writing.
     pub close: bool,
 }
@@ -167,6 +177,8 @@ pub struct ConnState {
     pub buckets: ConnBuckets,
     /// Private messages pushed on this connection and not yet acked.
     pub pushed: HashSet<MsgId>,
+    /// `file_fetch` answers being streamed, and those waiting.
+    pub fetches: Fetches,
 }
 
 impl ConnState {
@@ -186,6 +198,7 @@ impl ConnState {
             push_tx,
             buckets: ConnBuckets::new(limits, Instant::now()),
             pushed: HashSet::new(),
+            fetches: Fetches::default(),
         }
     }
 }
@@ -219,10 +232,16 @@ pub fn session(state: &ConnState) -> Result<&Session, Refusal> {
         .ok_or_else(|| Refusal::new(ErrorCode::NotAuthenticated, "log in first"))
 }
 
-/// Handles one decoded request.
-pub async fn dispatch(ctx: &Ctx, state: &mut ConnState, message: ClientMessage) -> Outcome {
+/// Handles one decoded request; `binary` is the payload of the binary frame that followed a
+/// `file_chunk` (the connection pairs them up before calling this).
+pub async fn dispatch(
+    ctx: &Ctx,
+    state: &mut ConnState,
+    message: ClientMessage,
+    binary: Option<Bytes>,
+) -> Outcome {
     let id = message.id().to_owned();
-    match handle(ctx, state, message).await {
+    match handle(ctx, state, message, binary).await {
         Ok(outcome) => outcome,
         Err(refusal) => {
             let close = refusal.code.closes_connection();
@@ -233,14 +252,19 @@ pub async fn dispatch(ctx: &Ctx, state: &mut ConnState, message: ClientMessage) 
                     message: refusal.message,
                     retry_after_ms: refusal.retry_after_ms,
                 })],
-                deferred: None,
                 close,
+                ..Outcome::default()
             }
         }
     }
 }
 
-async fn handle(ctx: &Ctx, state: &mut ConnState, message: ClientMessage) -> Handled {
+async fn handle(
+    ctx: &Ctx,
+    state: &mut ConnState,
+    message: ClientMessage,
+    binary: Option<Bytes>,
+) -> Handled {
     natter_proto::validate::client_id("id", message.id())?;
     spend(&ctx.config.limits, &mut state.buckets.requests)?;
     if !state.greeted && !matches!(message, ClientMessage::Hello { .. }) {
@@ -304,12 +328,33 @@ async fn handle(ctx: &Ctx, state: &mut ConnState, message: ClientMessage) -> Han
             before,
             limit,
         } => chat::history(ctx, state, &id, &with, before, limit).await,
-        M::FileOffer { .. }
-        | M::FileAnswer { .. }
-        | M::FileStatus { .. }
-        | M::FileChunk { .. }
-        | M::FileFetch { .. }
-        | M::FileCancel { .. } => files::not_yet(state),
+        M::FileOffer {
+            id,
+            to,
+            name,
+            size,
+            sha256,
+            kind,
+        } => files::offer(ctx, state, &id, to, &name, size, sha256, kind).await,
+        M::FileAnswer {
+            id,
+            file_id,
+            accept,
+        } => files::answer(ctx, state, &id, &file_id, accept).await,
+        M::FileStatus { id, file_id } => files::status(ctx, state, &id, &file_id).await,
+        M::FileChunk {
+            id,
+            file_id,
+            offset,
+            len,
+        } => files::chunk(ctx, state, id, &file_id, offset, len, binary).await,
+        M::FileFetch {
+            id,
+            file_id,
+            offset,
+            len,
+        } => files::fetch(ctx, state, &id, &file_id, offset, len).await,
+        M::FileCancel { id, file_id } => files::cancel(ctx, state, &id, &file_id).await,
         M::CallInvite { .. } | M::CallAnswer { .. } | M::CallHangup { .. } => calls::not_yet(state),
     }
 }
