@@ -83,7 +83,7 @@ pub(super) enum Event {
     Push(Box<ServerMessage>),
     /// A JSON frame the protocol cannot decode: a server bug, reported as such.
     Undecodable(String),
-    /// A binary frame of this many bytes: nothing announces one yet (files come in issue 7).
+    /// A binary frame of this many bytes that no awaited `file_data` announced.
     Binary(usize),
     /// The connection ended, for this reason.
     Closed(String),
@@ -91,12 +91,31 @@ pub(super) enum Event {
 
 type Waiters = Mutex<HashMap<String, oneshot::Sender<ServerMessage>>>;
 
+/// What the reader hands a fetch waiting on its request id (see `files.rs`).
+#[derive(Debug)]
+pub(super) enum StreamItem {
+    /// A `file_data` header and the binary frame that followed it.
+    Data {
+        /// The header.
+        header: ServerMessage,
+        /// The binary frame's payload.
+        bytes: Bytes,
+    },
+    /// Any other frame with this id (an `error` ends the fetch).
+    Reply(ServerMessage),
+    /// The server broke the framing rules for this fetch, or the connection ended.
+    Broken(String),
+}
+
+pub(super) type Streams = Mutex<HashMap<String, mpsc::UnboundedSender<StreamItem>>>;
+
 /// The half shared with background tasks (keep-alive): the writer and the reply routing.
 pub(super) struct Shared {
     pub(super) label: String,
     pub(super) server_log: Option<std::path::PathBuf>,
     writer: tokio::sync::Mutex<SplitSink<Conn, Frame>>,
     waiters: Arc<Waiters>,
+    pub(super) streams: Arc<Streams>,
     pub(super) closed: Arc<AtomicBool>,
     next_id: AtomicU64,
 }
@@ -141,6 +160,17 @@ impl Shared {
     }
 
     async fn submit_frame(&self, id: &str, frame: Frame, what: String) -> Result<PendingReply> {
+        self.submit_frames(id, vec![frame], what).await
+    }
+
+    /// Sends frames back to back under one hold of the writer (so a keep-alive heartbeat can
+    /// never slip between a `file_chunk` and its binary frame) and expects one reply.
+    pub(super) async fn submit_frames(
+        &self,
+        id: &str,
+        frames: Vec<Frame>,
+        what: String,
+    ) -> Result<PendingReply> {
         let (tx, rx) = oneshot::channel();
         let replaced = self
             .waiters
@@ -165,12 +195,19 @@ impl Shared {
                 self.label
             );
         }
-        self.writer
-            .lock()
-            .await
-            .send(frame)
-            .await
-            .with_context(|| format!("{}: while sending {what}", self.label))?;
+        {
+            let mut writer = self.writer.lock().await;
+            for frame in frames {
+                writer
+                    .feed(frame)
+                    .await
+                    .with_context(|| format!("{}: while sending {what}", self.label))?;
+            }
+            writer
+                .flush()
+                .await
+                .with_context(|| format!("{}: while sending {what}", self.label))?;
+        }
         Ok(PendingReply {
             label: self.label.clone(),
             server_log: self.server_log.clone(),
@@ -183,9 +220,24 @@ impl Shared {
         let what = describe_request(message);
         self.submit_frame(message.id(), encode(message), what).await
     }
+
+    /// Writes frames back to back under one hold of the writer, expecting no reply.
+    pub(super) async fn send_frames(&self, frames: Vec<Frame>) -> Result<()> {
+        let mut writer = self.writer.lock().await;
+        for frame in frames {
+            writer
+                .feed(frame)
+                .await
+                .with_context(|| format!("{}: while sending frames", self.label))?;
+        }
+        writer
+            .flush()
+            .await
+            .with_context(|| format!("{}: while sending frames", self.label))
+    }
 }
 
-fn describe_request(message: &ClientMessage) -> String {
+pub(super) fn describe_request(message: &ClientMessage) -> String {
     let json = serde_json::to_value(message).unwrap_or_default();
     let kind = json.get("type").and_then(|t| t.as_str()).unwrap_or("?");
     format!("`{kind}` (id {})", message.id())
@@ -240,10 +292,12 @@ impl TestClient {
         let (writer, reader) = Framed::new(stream, FrameCodec::default()).split();
         let (events_tx, events) = mpsc::unbounded_channel();
         let waiters: Arc<Waiters> = Arc::default();
+        let streams: Arc<Streams> = Arc::default();
         let closed = Arc::new(AtomicBool::new(false));
         let reader = tokio::spawn(read_frames(
             reader,
             Arc::clone(&waiters),
+            Arc::clone(&streams),
             Arc::clone(&closed),
             events_tx,
         ));
@@ -253,6 +307,7 @@ impl TestClient {
                 server_log,
                 writer: tokio::sync::Mutex::new(writer),
                 waiters,
+                streams,
                 closed,
                 next_id: AtomicU64::new(1),
             }),
@@ -417,14 +472,47 @@ impl Drop for TestClient {
 async fn read_frames(
     mut frames: SplitStream<Conn>,
     waiters: Arc<Waiters>,
+    streams: Arc<Streams>,
     closed: Arc<AtomicBool>,
     events: mpsc::UnboundedSender<Event>,
 ) {
+    let stream_for = |id: &str| {
+        streams
+            .lock()
+            .expect("stream map lock is never poisoned")
+            .get(id)
+            .cloned()
+    };
+    // A `file_data` header of a fetch someone waits for: its binary frame must come next.
+    let mut announced: Option<(mpsc::UnboundedSender<StreamItem>, ServerMessage)> = None;
     let reason = loop {
-        match frames.next().await {
+        let frame = frames.next().await;
+        if let Some((stream, header)) = announced.take() {
+            match frame {
+                Some(Ok(Frame::Binary(bytes))) => {
+                    let _ = stream.send(StreamItem::Data { header, bytes });
+                    continue;
+                }
+                _ => {
+                    let _ = stream.send(StreamItem::Broken(format!(
+                        "the server sent {} without the binary frame it announces",
+                        shorten(&serde_json::to_string(&header).unwrap_or_default(), 200)
+                    )));
+                }
+            }
+        }
+        match frame {
             Some(Ok(Frame::Json(payload))) => match decode_server(&payload) {
                 Ok(message) => {
                     if let Some(id) = message.reply_id() {
+                        if let Some(stream) = stream_for(id) {
+                            if matches!(message, ServerMessage::FileData { .. }) {
+                                announced = Some((stream, message));
+                            } else {
+                                let _ = stream.send(StreamItem::Reply(message));
+                            }
+                            continue;
+                        }
                         let waiter = waiters
                             .lock()
                             .expect("waiter map lock is never poisoned")
@@ -455,5 +543,12 @@ async fn read_frames(
         .lock()
         .expect("waiter map lock is never poisoned")
         .clear();
+    for (_, stream) in streams
+        .lock()
+        .expect("stream map lock is never poisoned")
+        .drain()
+    {
+        let _ = stream.send(StreamItem::Broken(reason.clone()));
+    }
     let _ = events.send(Event::Closed(reason));
 }

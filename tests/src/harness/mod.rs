@@ -3,6 +3,7 @@
 pub mod app;
 pub mod client;
 pub mod core;
+pub mod files;
 pub mod pushes;
 pub mod raw;
 pub mod replies;

@@ -1,0 +1,949 @@
+//! File transfers against the real server (PROTOCOL.md §5.7): chunked uploads in any order,
+//! the ranges the server holds, resuming after the server is killed, the hash check, offers and
+//! answers, fetches, who may see and do what, forged chunks, limits, offline receivers, images
+//! to the square, chat bodies naming transfers, cancel and expiry.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use bytes::Bytes;
+use natter_e2e::harness::files::{file_bytes, sha256_hex};
+use natter_e2e::*;
+use natter_proto::{encode, Frame};
+
+fn image_body(file_id: &str, size: u64) -> MessageBody {
+    MessageBody::Image {
+        file_id: file_id.into(),
+        name: "cat.png".into(),
+        mime: "image/png".into(),
+        size,
+        width: 640,
+        height: 480,
+        thumbnail: "iVBORw0KGgo=".into(),
+    }
+}
+
+fn file_body(file_id: &str, name: &str, data: &[u8]) -> MessageBody {
+    MessageBody::File {
+        file_id: file_id.into(),
+        name: name.into(),
+        size: data.len() as u64,
+        sha256: sha256_hex(data),
+    }
+}
+
+fn chunk_header(id: &str, file_id: &str, offset: u64, len: u32) -> Frame {
+    encode(&ClientMessage::FileChunk {
+        id: id.into(),
+        file_id: file_id.into(),
+        offset,
+        len,
+    })
+}
+
+#[tokio::test]
+async fn chunks_arrive_out_of_order_and_file_status_reports_exactly_what_is_held() -> Result<()> {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let mut bob = server.user("bobby").await?;
+    let data = file_bytes(300_000, 1);
+    let offer = alice.offer_file("bobby", "report.pdf", &data).await?;
+    assert_eq!(
+        offer.chunk_size,
+        64 * 1024,
+        "files under 1 MiB get 64 KiB chunks"
+    );
+    let offered = bob.expect_file_offered("alice").await?;
+    assert_eq!(offered.file_id, offer.file_id);
+    assert_eq!(
+        (offered.name.as_str(), offered.to.as_str()),
+        ("report.pdf", "bobby")
+    );
+    assert_eq!(
+        (offered.size, offered.sha256.clone()),
+        (300_000, sha256_hex(&data))
+    );
+
+    let c = offer.chunk_size as usize;
+    // Chunks 3 and 1 (of 0..=4), then chunk 1 again with the same bytes.
+    alice
+        .file_chunk(&offer.file_id, (3 * c) as u64, &data[3 * c..4 * c])
+        .await?;
+    alice
+        .file_chunk(&offer.file_id, c as u64, &data[c..2 * c])
+        .await?;
+    alice
+        .file_chunk(&offer.file_id, c as u64, &data[c..2 * c])
+        .await?;
+    let status = alice.file_status(&offer.file_id).await?;
+    assert_eq!(
+        status.have,
+        vec![(c as u64, 2 * c as u64), (3 * c as u64, 4 * c as u64)]
+    );
+    assert!(!status.complete && !status.accepted);
+    assert_eq!(
+        (status.size, status.chunk_size),
+        (300_000, offer.chunk_size)
+    );
+    // The receiver sees the same map.
+    assert_eq!(bob.file_status(&offer.file_id).await?.have, status.have);
+
+    // A chunk that touches two held ranges merges them into one.
+    alice
+        .file_chunk(&offer.file_id, 2 * c as u64, &data[2 * c..3 * c])
+        .await?;
+    assert_eq!(
+        alice.file_status(&offer.file_id).await?.have,
+        vec![(c as u64, 4 * c as u64)]
+    );
+    // The rest, the last chunk first, several in flight at once.
+    alice
+        .upload_range(&offer.file_id, &data, 4 * c..data.len(), offer.chunk_size)
+        .await?;
+    alice
+        .upload_range(&offer.file_id, &data, 0..c, offer.chunk_size)
+        .await?;
+    let status = alice.file_status(&offer.file_id).await?;
+    assert_eq!(status.have, vec![(0, 300_000)]);
+    assert!(status.complete, "every byte stored and the hash checked");
+    // A chunk re-sent after completion is acknowledged and changes nothing.
+    alice.file_chunk(&offer.file_id, 0, &data[..c]).await?;
+    bob.file_answer(&offer.file_id, true).await?;
+    assert_eq!(bob.fetch_all(&offer.file_id, 300_000).await?, data);
+    Ok(())
+}
+
+#[tokio::test]
+async fn bob_fetches_only_after_accepting_and_gets_the_same_bytes() -> Result<()> {
+    let server = TestServer::start().await?;
+    let mut alice = server.user("alice").await?;
+    let mut bob = server.user("bobby").await?;
+    let data = file_bytes(2 * 1024 * 1024 + 123, 2);
+    let offer = alice.offer_file("bobby", "video.mp4", &data).await?;
+    assert_eq!(
+        offer.chunk_size,
+        256 * 1024,
+        "files under 64 MiB get 256 KiB chunks"
+    );
+    bob.expect_file_offered("alice").await?;
+    // Upload starts before the answer; half of it is there.
+    let half = 4 * offer.chunk_size as usize;
+    alice
+        .upload_range(&offer.file_id, &data, 0..half, offer.chunk_size)
+        .await?;
+
+    expect_refusal(
+        bob.file_fetch(&offer.file_id, 0, Some(10), data.len() as u64)
+            .await,
+        ErrorCode::Forbidden,
+    )?;
+    bob.file_answer(&offer.file_id, true).await?;
+    assert!(alice.expect_file_answered(&offer.file_id).await?);
+    assert!(alice.file_status(&offer.file_id).await?.accepted);
+
+    // Streaming: what is held can be fetched before the upload ends; what is not, cannot.
+    let early = bob
+        .file_fetch(&offer.file_id, 1000, Some(300_000), data.len() as u64)
+        .await?;
+    assert_eq!(early.bytes, data[1000..301_000]);
+    expect_refusal(
+        bob.file_fetch(
+            &offer.file_id,
+            half as u64 - 10,
+            Some(20),
+            data.len() as u64,
+        )
+        .await,
+        ErrorCode::NotFound,
+    )?;
+    alice
+        .upload_range(&offer.file_id, &data, half..data.len(), offer.chunk_size)
+        .await?;
+    assert!(bob.file_status(&offer.file_id).await?.complete);
+
+    let whole = bob
+        .file_fetch(&offer.file_id, 0, None, data.len() as u64)
+        .await?;
+    assert!(
+        whole.bytes == data,
+        "the fetched file differs from the uploaded one"
+    );
+    ensure!(
+        whole
+            .pieces
+            .iter()
+            .all(|(_, len)| *len <= offer.chunk_size as usize),
+        "pieces larger than chunk_size: {:?}",
+        whole.pieces
+    );
+    assert_eq!(sha256_hex(&whole.bytes), sha256_hex(&data));
+    // The tail from an offset, and an empty range (one empty file_data).
+    let tail = bob
+        .file_fetch(&offer.file_id, 2 * 1024 * 1024, None, data.len() as u64)
+        .await?;
+    assert_eq!(tail.bytes, data[2 * 1024 * 1024..]);
+    let empty = bob
+        .file_fetch(&offer.file_id, 5, Some(0), data.len() as u64)
+        .await?;
+    assert_eq!(empty.pieces, vec![(5, 0)]);
+    // Past the end is not held.
+    expect_refusal(
+        bob.file_fetch(
+            &offer.file_id,
+            data.len() as u64 - 1,
+            Some(2),
+            data.len() as u64,
+        )
+        .await,
+        ErrorCode::NotFound,
+    )?;
+    // The sender may always fetch its own transfer.
+    assert_eq!(
+        alice.fetch_all(&offer.file_id, data.len() as u64).await?,
+        data
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn fetches_queue_in_order_and_chat_still_flows() -> Result<()> {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let mut bob = server.user("bobby").await?;
+    let data = file_bytes(1536 * 1024, 3);
+    let offer = alice.offer_file("bobby", "a.bin", &data).await?;
+    alice
+        .upload(&offer.file_id, &data, offer.chunk_size)
+        .await?;
+    bob.file_answer(&offer.file_id, true).await?;
+    let size = data.len() as u64;
+    let (first, second, sent) = tokio::join!(
+        bob.file_fetch(&offer.file_id, 0, None, size),
+        bob.file_fetch(&offer.file_id, 100, Some(1000), size),
+        alice.send_text("bobby", "did it arrive?"),
+    );
+    assert_eq!(first?.bytes, data);
+    assert_eq!(second?.bytes, data[100..1100]);
+    sent?;
+    bob.expect_message_from("alice").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_upload_resumes_after_the_server_is_killed() -> Result<()> {
+    let mut server = TestServer::start().await?;
+    let data = file_bytes(3 * 1024 * 1024 + 7, 4);
+    let (file_id, chunk) = {
+        let alice = server.user("alice").await?;
+        server.register("bobby").await?;
+        let offer = alice.offer_file("bobby", "backup.tar", &data).await?;
+        let c = offer.chunk_size as usize;
+        // Chunks 0–4 and 7, then the server dies without warning.
+        alice
+            .upload_range(&offer.file_id, &data, 0..5 * c, offer.chunk_size)
+            .await?;
+        alice
+            .upload_range(&offer.file_id, &data, 7 * c..8 * c, offer.chunk_size)
+            .await?;
+        (offer.file_id, c)
+    };
+    server.kill9()?;
+    server.restart().await?;
+
+    let alice = server.login("alice").await?;
+    let status = alice.file_status(&file_id).await?;
+    assert_eq!(
+        status.have,
+        vec![(0, 5 * chunk as u64), (7 * chunk as u64, 8 * chunk as u64)],
+        "ranges survive a crash"
+    );
+    assert!(!status.complete);
+    // Only what is missing goes up again.
+    for (start, end) in [(5 * chunk, 7 * chunk), (8 * chunk, data.len())] {
+        alice
+            .upload_range(&file_id, &data, start..end, status.chunk_size)
+            .await?;
+    }
+    assert!(
+        alice.file_status(&file_id).await?.complete,
+        "the hash of old and new bytes matches"
+    );
+    let bob = server.login("bobby").await?;
+    bob.file_answer(&file_id, true).await?;
+    assert!(bob.fetch_all(&file_id, data.len() as u64).await? == data);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_hash_mismatch_discards_every_stored_byte() -> Result<()> {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let _bob = server.user("bobby").await?;
+    let data = file_bytes(200_000, 5);
+    let mut corrupted = data.clone();
+    corrupted[150_000] ^= 0xff;
+    let offer = alice.offer_file("bobby", "data.bin", &data).await?;
+    let c = offer.chunk_size as usize;
+    alice
+        .upload_range(
+            &offer.file_id,
+            &corrupted,
+            c..corrupted.len(),
+            offer.chunk_size,
+        )
+        .await?;
+    let refusal = expect_refusal(
+        alice.file_chunk(&offer.file_id, 0, &corrupted[..c]).await,
+        ErrorCode::InvalidField,
+    )?;
+    ensure!(
+        refusal.message.contains("sha256 mismatch"),
+        "{}",
+        refusal.message
+    );
+    let status = alice.file_status(&offer.file_id).await?;
+    assert_eq!(status.have, vec![], "everything discarded");
+    assert!(!status.complete);
+    // The sender may upload again.
+    alice
+        .upload(&offer.file_id, &data, offer.chunk_size)
+        .await?;
+    assert!(alice.file_status(&offer.file_id).await?.complete);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rejected_offer_tells_the_sender_and_is_gone() -> Result<()> {
+    let server = TestServer::start().await?;
+    let mut alice = server.user("alice").await?;
+    let mut bob = server.user("bobby").await?;
+    let data = file_bytes(100_000, 6);
+    let offer = alice.offer_file("bobby", "spam.exe", &data).await?;
+    alice
+        .upload(&offer.file_id, &data, offer.chunk_size)
+        .await?;
+    bob.expect_file_offered("alice").await?;
+    bob.file_answer(&offer.file_id, false).await?;
+    assert!(!alice.expect_file_answered(&offer.file_id).await?);
+    for client in [&alice, &bob] {
+        expect_refusal(
+            client.file_status(&offer.file_id).await,
+            ErrorCode::NotFound,
+        )?;
+        expect_refusal(
+            client.file_fetch(&offer.file_id, 0, None, 100_000).await,
+            ErrorCode::NotFound,
+        )?;
+    }
+    expect_refusal(
+        alice.file_chunk(&offer.file_id, 0, b"x").await,
+        ErrorCode::NotFound,
+    )?;
+    assert!(
+        !server
+            .data_dir()
+            .join("files")
+            .join(&offer.file_id)
+            .exists(),
+        "the bytes are deleted"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn strangers_get_not_found_and_parties_get_forbidden_for_the_other_role() -> Result<()> {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let bob = server.user("bobby").await?;
+    let carol = server.user("carol").await?;
+    let data = file_bytes(1000, 7);
+    let offer = alice.offer_file("bobby", "secret.txt", &data).await?;
+    alice
+        .upload(&offer.file_id, &data, offer.chunk_size)
+        .await?;
+    bob.file_answer(&offer.file_id, true).await?;
+    let id = offer.file_id.as_str();
+    expect_refusal(carol.file_status(id).await, ErrorCode::NotFound)?;
+    expect_refusal(
+        carol.file_fetch(id, 0, Some(10), 1000).await,
+        ErrorCode::NotFound,
+    )?;
+    expect_refusal(carol.file_cancel(id).await, ErrorCode::NotFound)?;
+    expect_refusal(carol.file_answer(id, true).await, ErrorCode::NotFound)?;
+    expect_refusal(carol.file_chunk(id, 0, b"x").await, ErrorCode::NotFound)?;
+    // Ids that were never made, including ones shaped like paths.
+    for bogus in ["AAAAAAAAAAAAAAAAAAAAAA", "../../natter.db", "f-8c1d2e"] {
+        expect_refusal(alice.file_status(bogus).await, ErrorCode::NotFound)?;
+    }
+    // Each party doing what only the other may do.
+    expect_refusal(
+        bob.file_chunk(id, 0, &data[..10]).await,
+        ErrorCode::Forbidden,
+    )?;
+    expect_refusal(alice.file_answer(id, true).await, ErrorCode::Forbidden)?;
+    // Nothing changed.
+    assert!(bob.fetch_all(id, 1000).await? == data);
+    Ok(())
+}
+
+#[tokio::test]
+async fn forged_chunks_are_refused_and_the_connection_keeps_working() -> Result<()> {
+    let server = TestServer::start().await?;
+    let mut alice = server.user("alice").await?;
+    let _bob = server.user("bobby").await?;
+    let data = file_bytes(1000, 8);
+    let offer = alice.offer_file("bobby", "small.bin", &data).await?;
+    let id = offer.file_id.as_str();
+
+    // A range past the end of the file.
+    expect_refusal(
+        alice.file_chunk(id, 990, &[0u8; 20]).await,
+        ErrorCode::InvalidField,
+    )?;
+    expect_refusal(
+        alice.file_chunk(id, u64::MAX - 5, &[0u8; 10]).await,
+        ErrorCode::InvalidField,
+    )?;
+    // A header announcing 10 bytes, a binary frame of 5: the chunk is refused, the binary
+    // frame is then on its own.
+    alice
+        .submit_frames(
+            "short",
+            vec![
+                chunk_header("short", id, 0, 10),
+                Frame::Binary(Bytes::from_static(b"12345")),
+            ],
+        )
+        .await?
+        .wait()
+        .await?
+        .expect_error(ErrorCode::InvalidMessage)?;
+    alice
+        .expect_connection_error(ErrorCode::UnexpectedBinary)
+        .await?;
+    // A header followed by a request instead of bytes: the request is still served.
+    let refused = alice
+        .submit_frames("nobytes", vec![chunk_header("nobytes", id, 0, 10)])
+        .await?;
+    let online = alice.list_online().await?;
+    refused
+        .wait()
+        .await?
+        .expect_error(ErrorCode::InvalidMessage)?;
+    assert!(online.iter().any(|u| u.username == "alice"));
+    // A binary frame nobody announced.
+    alice
+        .send_frames(vec![Frame::Binary(Bytes::from_static(b"stray"))])
+        .await?;
+    alice
+        .expect_connection_error(ErrorCode::UnexpectedBinary)
+        .await?;
+    // Nothing of the above was stored, and a real upload still works.
+    assert_eq!(alice.file_status(id).await?.have, vec![]);
+    alice.upload(id, &data, offer.chunk_size).await?;
+    assert!(alice.file_status(id).await?.complete);
+    Ok(())
+}
+
+#[tokio::test]
+async fn offers_over_the_size_limits_or_the_quota_are_refused() -> Result<()> {
+    let server = TestServer::start_with(&[
+        "--max-file-bytes",
+        "100000",
+        "--max-image-bytes",
+        "50000",
+        "--user-quota-bytes",
+        "150000",
+    ])
+    .await?;
+    let alice = server.user("alice").await?;
+    let _bob = server.user("bobby").await?;
+    let bob_t = user("bobby");
+    let hash = sha256_hex(b"whatever");
+    expect_refusal(
+        alice
+            .file_offer(bob_t.clone(), "big.iso", 100_001, &hash, FileKind::File)
+            .await,
+        ErrorCode::FileTooLarge,
+    )?;
+    expect_refusal(
+        alice
+            .file_offer(Target::Square, "big.png", 50_001, &hash, FileKind::Image)
+            .await,
+        ErrorCode::FileTooLarge,
+    )?;
+    let first = alice
+        .file_offer(bob_t.clone(), "a.bin", 100_000, &hash, FileKind::File)
+        .await?;
+    alice
+        .file_offer(Target::Square, "b.png", 50_000, &hash, FileKind::Image)
+        .await?;
+    expect_refusal(
+        alice
+            .file_offer(bob_t.clone(), "c.bin", 1, &hash, FileKind::File)
+            .await,
+        ErrorCode::QuotaExceeded,
+    )?;
+    // Cancelling frees the space.
+    alice.file_cancel(&first.file_id).await?;
+    alice
+        .file_offer(bob_t.clone(), "c.bin", 100_000, &hash, FileKind::File)
+        .await?;
+
+    // Offers that break the rules.
+    expect_refusal(
+        alice
+            .file_offer(Target::Square, "a.bin", 10, &hash, FileKind::File)
+            .await,
+        ErrorCode::InvalidField,
+    )?;
+    expect_refusal(
+        alice
+            .file_offer(user("alice"), "a.bin", 10, &hash, FileKind::File)
+            .await,
+        ErrorCode::SelfTarget,
+    )?;
+    expect_refusal(
+        alice
+            .file_offer(user("nobody"), "a.bin", 10, &hash, FileKind::File)
+            .await,
+        ErrorCode::NoSuchUser,
+    )?;
+    expect_refusal(
+        alice
+            .file_offer(bob_t.clone(), "a.bin", 10, "ABC", FileKind::File)
+            .await,
+        ErrorCode::InvalidField,
+    )?;
+    expect_refusal(
+        alice
+            .file_offer(bob_t, "../", 10, &hash, FileKind::File)
+            .await,
+        ErrorCode::InvalidField,
+    )?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_empty_file_is_complete_at_once() -> Result<()> {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let bob = server.user("bobby").await?;
+    expect_refusal(
+        alice
+            .file_offer(user("bobby"), "empty", 0, &sha256_hex(b"x"), FileKind::File)
+            .await,
+        ErrorCode::InvalidField,
+    )?;
+    let offer = alice.offer_file("bobby", "empty", b"").await?;
+    assert!(alice.file_status(&offer.file_id).await?.complete);
+    bob.file_answer(&offer.file_id, true).await?;
+    let fetched = bob.file_fetch(&offer.file_id, 0, None, 0).await?;
+    assert_eq!(fetched.pieces, vec![(0, 0)]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_offer_to_an_offline_user_arrives_at_each_login_until_answered() -> Result<()> {
+    let server = TestServer::start().await?;
+    server.register("bobby").await?;
+    let mut alice = server.user("alice").await?;
+    let data = file_bytes(5000, 9);
+    let offer = alice.offer_file("bobby", "notes.txt", &data).await?;
+    alice
+        .upload(&offer.file_id, &data, offer.chunk_size)
+        .await?;
+
+    for _ in 0..2 {
+        let mut bob = server.login("bobby").await?;
+        let offered = bob.expect_file_offered("alice").await?;
+        assert_eq!(offered.file_id, offer.file_id);
+        bob.logout().await?;
+    }
+    let bob = server.login("bobby").await?;
+    bob.file_answer(&offer.file_id, true).await?;
+    assert!(alice.expect_file_answered(&offer.file_id).await?);
+    bob.logout().await?;
+    let mut bob = server.login("bobby").await?;
+    bob.assert_no_push_matching("file_offered", QUIET_WINDOW, |m| {
+        matches!(m, ServerMessage::FileOffered { .. })
+    })
+    .await?;
+    assert!(bob.fetch_all(&offer.file_id, 5000).await? == data);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_sender_offline_during_the_answer_learns_it_from_file_status() -> Result<()> {
+    let server = TestServer::start().await?;
+    let mut bob = server.user("bobby").await?;
+    let alice = server.user("alice").await?;
+    let data = file_bytes(5000, 10);
+    let offer = alice.offer_file("bobby", "a.txt", &data).await?;
+    alice.logout().await?;
+    bob.expect_file_offered("alice").await?;
+    bob.file_answer(&offer.file_id, true).await?;
+    let alice = server.login("alice").await?;
+    assert!(alice.file_status(&offer.file_id).await?.accepted);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_image_to_the_square_is_fetchable_by_anyone_once_complete() -> Result<()> {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let mut bob = server.user("bobby").await?;
+    let carol = server.user("carol").await?;
+    let data = file_bytes(120_000, 11);
+    let size = data.len() as u64;
+    let offer = alice.offer_image(Target::Square, "cat.png", &data).await?;
+    bob.assert_no_push_matching("file_offered", QUIET_WINDOW, |m| {
+        matches!(m, ServerMessage::FileOffered { .. })
+    })
+    .await?;
+    let c = offer.chunk_size as usize;
+    alice
+        .upload_range(&offer.file_id, &data, 0..c, offer.chunk_size)
+        .await?;
+    // Any signed-in user sees it, but cannot fetch it before it is complete.
+    let status = carol.file_status(&offer.file_id).await?;
+    assert!(status.accepted && !status.complete);
+    expect_refusal(
+        carol.file_fetch(&offer.file_id, 0, Some(10), size).await,
+        ErrorCode::Forbidden,
+    )?;
+    // Nor can the message go out before the image is complete.
+    expect_refusal(
+        alice
+            .send(
+                Target::Square,
+                &new_client_msg_id(),
+                image_body(&offer.file_id, size),
+            )
+            .await,
+        ErrorCode::InvalidField,
+    )?;
+    expect_refusal(
+        carol.file_answer(&offer.file_id, true).await,
+        ErrorCode::InvalidField,
+    )?;
+    expect_refusal(
+        carol.file_cancel(&offer.file_id).await,
+        ErrorCode::Forbidden,
+    )?;
+    alice
+        .upload_range(&offer.file_id, &data, c..data.len(), offer.chunk_size)
+        .await?;
+
+    alice
+        .send(
+            Target::Square,
+            &new_client_msg_id(),
+            image_body(&offer.file_id, size),
+        )
+        .await?;
+    let got = bob.expect_message_from("alice").await?;
+    assert_eq!(got.body, image_body(&offer.file_id, size));
+    assert!(carol.fetch_all(&offer.file_id, size).await? == data);
+    // A guest is a signed-in user too.
+    let visitor = server.guest("visitor").await?;
+    assert!(visitor.fetch_all(&offer.file_id, size).await? == data);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_image_to_a_user_is_theirs_alone() -> Result<()> {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let mut bob = server.user("bobby").await?;
+    let carol = server.user("carol").await?;
+    let data = file_bytes(3000, 12);
+    let size = data.len() as u64;
+    let offer = alice.offer_image(user("bobby"), "me.jpg", &data).await?;
+    alice
+        .upload(&offer.file_id, &data, offer.chunk_size)
+        .await?;
+    alice
+        .send(
+            user("bobby"),
+            &new_client_msg_id(),
+            image_body(&offer.file_id, size),
+        )
+        .await?;
+    bob.expect_message_from("alice").await?;
+    assert!(bob.fetch_all(&offer.file_id, size).await? == data);
+    expect_refusal(
+        carol.file_fetch(&offer.file_id, 0, None, size).await,
+        ErrorCode::NotFound,
+    )?;
+    // The same image cannot be posted to someone else or to the square.
+    expect_refusal(
+        alice
+            .send(
+                Target::Square,
+                &new_client_msg_id(),
+                image_body(&offer.file_id, size),
+            )
+            .await,
+        ErrorCode::InvalidField,
+    )?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_message_cannot_name_someone_elses_transfer() -> Result<()> {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let mut bob = server.user("bobby").await?;
+    let data = file_bytes(4000, 13);
+    let size = data.len() as u64;
+    let bobs = bob.offer_image(Target::Square, "bob.png", &data).await?;
+    bob.upload(&bobs.file_id, &data, bobs.chunk_size).await?;
+    expect_refusal(
+        alice
+            .send(
+                Target::Square,
+                &new_client_msg_id(),
+                image_body(&bobs.file_id, size),
+            )
+            .await,
+        ErrorCode::NotFound,
+    )?;
+    expect_refusal(
+        alice
+            .send(
+                Target::Square,
+                &new_client_msg_id(),
+                image_body("AAAAAAAAAAAAAAAAAAAAAA", 1),
+            )
+            .await,
+        ErrorCode::NotFound,
+    )?;
+    // Image fields are checked too.
+    let mine = alice.offer_image(Target::Square, "a.png", &data).await?;
+    alice.upload(&mine.file_id, &data, mine.chunk_size).await?;
+    let mut svg = image_body(&mine.file_id, size);
+    if let MessageBody::Image { mime, .. } = &mut svg {
+        *mime = "image/svg+xml".into();
+    }
+    expect_refusal(
+        alice.send(Target::Square, &new_client_msg_id(), svg).await,
+        ErrorCode::InvalidField,
+    )?;
+
+    // A file body must repeat its transfer's facts and go to its receiver.
+    let offer = alice.offer_file("bobby", "plan.txt", &data).await?;
+    expect_refusal(
+        alice
+            .send(
+                user("bobby"),
+                &new_client_msg_id(),
+                file_body(&offer.file_id, "plan.txt", &data[1..]),
+            )
+            .await,
+        ErrorCode::InvalidField,
+    )?;
+    expect_refusal(
+        alice
+            .send(
+                Target::Square,
+                &new_client_msg_id(),
+                file_body(&offer.file_id, "plan.txt", &data),
+            )
+            .await,
+        ErrorCode::InvalidField,
+    )?;
+    expect_refusal(
+        alice
+            .send(
+                user("bobby"),
+                &new_client_msg_id(),
+                image_body(&offer.file_id, size),
+            )
+            .await,
+        ErrorCode::InvalidField,
+    )?;
+    alice
+        .send(
+            user("bobby"),
+            &new_client_msg_id(),
+            file_body(&offer.file_id, "plan.txt", &data),
+        )
+        .await?;
+    let got = bob.expect_message_from("alice").await?;
+    assert_eq!(got.body, file_body(&offer.file_id, "plan.txt", &data));
+    Ok(())
+}
+
+#[tokio::test]
+async fn file_names_are_sanitised_before_they_are_stored_and_forwarded() -> Result<()> {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let mut bob = server.user("bobby").await?;
+    let data = file_bytes(10, 14);
+    let offer = alice.offer_file("bobby", "../../x", &data).await?;
+    assert_eq!(bob.expect_file_offered("alice").await?.name, "x");
+    // The chat body may repeat the name as the sender wrote it; it is stored sanitised.
+    alice
+        .send(
+            user("bobby"),
+            &new_client_msg_id(),
+            file_body(&offer.file_id, "../../x", &data),
+        )
+        .await?;
+    let got = bob.expect_message_from("alice").await?;
+    assert_eq!(got.body, file_body(&offer.file_id, "x", &data));
+    let offer = alice.offer_file("bobby", "CON.txt", &data).await?;
+    assert_eq!(
+        bob.expect_file_offered("alice").await?.file_id,
+        offer.file_id
+    );
+    alice.logout().await?;
+    bob.logout().await?;
+    let mut bob = server.login("bobby").await?;
+    let names: Vec<String> = [
+        bob.expect_file_offered("alice").await?,
+        bob.expect_file_offered("alice").await?,
+    ]
+    .into_iter()
+    .map(|o| o.name)
+    .collect();
+    assert_eq!(names, vec!["x".to_owned(), "_CON.txt".to_owned()]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn cancel_tells_the_other_side_and_deletes_the_transfer() -> Result<()> {
+    let server = TestServer::start().await?;
+    let mut alice = server.user("alice").await?;
+    let mut bob = server.user("bobby").await?;
+    let data = file_bytes(70_000, 15);
+    let first = alice.offer_file("bobby", "one.bin", &data).await?;
+    alice
+        .upload(&first.file_id, &data, first.chunk_size)
+        .await?;
+    bob.file_cancel(&first.file_id).await?;
+    alice.expect_file_cancelled(&first.file_id).await?;
+    expect_refusal(alice.file_status(&first.file_id).await, ErrorCode::NotFound)?;
+    assert!(!server
+        .data_dir()
+        .join("files")
+        .join(&first.file_id)
+        .exists());
+
+    let second = alice.offer_file("bobby", "two.bin", &data).await?;
+    alice.file_cancel(&second.file_id).await?;
+    bob.expect_file_cancelled(&second.file_id).await?;
+    expect_refusal(
+        bob.file_answer(&second.file_id, true).await,
+        ErrorCode::NotFound,
+    )?;
+    alice
+        .assert_no_push_matching(
+            "file_cancelled for its own cancel",
+            QUIET_WINDOW,
+            |m| matches!(m, ServerMessage::FileCancelled { file_id } if *file_id == second.file_id),
+        )
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn transfers_expire_after_file_ttl() -> Result<()> {
+    let server =
+        TestServer::start_with(&["--file-ttl-ms", "1500", "--housekeeping-interval-ms", "100"])
+            .await?;
+    let mut alice = server.user("alice").await?;
+    let mut bob = server.user("bobby").await?;
+    let data = file_bytes(10_000, 16);
+    let offer = alice.offer_file("bobby", "soon.gone", &data).await?;
+    alice
+        .upload(&offer.file_id, &data, offer.chunk_size)
+        .await?;
+    let path = server.data_dir().join("files").join(&offer.file_id);
+    assert!(path.exists(), "the bytes are stored at {}", path.display());
+    alice
+        .expect_file_cancelled_within(&offer.file_id, Duration::from_secs(15))
+        .await?;
+    bob.expect_file_cancelled_within(&offer.file_id, Duration::from_secs(15))
+        .await?;
+    expect_refusal(alice.file_status(&offer.file_id).await, ErrorCode::NotFound)?;
+    assert!(!path.exists(), "the bytes are deleted with the transfer");
+    // Expired transfers no longer count against the quota (nothing to assert beyond a new
+    // offer working).
+    alice.offer_file("bobby", "next", &data).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn erasing_an_account_deletes_its_transfers() -> Result<()> {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let mut bob = server.user("bobby").await?;
+    let data = file_bytes(10_000, 17);
+    let offer = alice.offer_file("bobby", "mine.bin", &data).await?;
+    alice
+        .upload(&offer.file_id, &data, offer.chunk_size)
+        .await?;
+    let path = server.data_dir().join("files").join(&offer.file_id);
+    assert!(path.exists());
+    alice.erase_account(&password_for("alice")).await?;
+    bob.expect_file_cancelled(&offer.file_id).await?;
+    expect_refusal(bob.file_status(&offer.file_id).await, ErrorCode::NotFound)?;
+    assert!(!path.exists(), "the bytes go with the account");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_chunk_still_arriving_on_a_slow_link_is_not_silence() -> Result<()> {
+    let server = TestServer::start_with(&[
+        "--heartbeat-interval-ms",
+        "300",
+        "--idle-timeout-ms",
+        "1000",
+    ])
+    .await?;
+    server.register("alice").await?;
+    server.register("bobby").await?;
+    let mut raw = RawSocket::connect(&server).await?;
+    raw.hello().await?;
+    raw.send(&ClientMessage::Login {
+        id: "login".into(),
+        username: "alice".into(),
+        password: password_for("alice"),
+    })
+    .await?;
+    ensure!(matches!(
+        raw.expect_message().await?,
+        ServerMessage::LoginOk { .. }
+    ));
+    let data = file_bytes(64 * 1024, 18);
+    raw.send(&ClientMessage::FileOffer {
+        id: "offer".into(),
+        to: user("bobby"),
+        name: "slow.bin".into(),
+        size: data.len() as u64,
+        sha256: sha256_hex(&data),
+        kind: FileKind::File,
+    })
+    .await?;
+    let ServerMessage::FileOfferCreated { file_id, .. } = raw.expect_message().await? else {
+        anyhow::bail!("expected file_offer_created");
+    };
+    // The chunk's binary frame trickles in over three idle timeouts; only its bytes arrive.
+    let mut wire = natter_proto::frame::frame_bytes(&chunk_header("slow", &file_id, 0, 65_536));
+    wire.extend(natter_proto::frame::frame_bytes(&Frame::Binary(
+        Bytes::from(data.clone()),
+    )));
+    let pieces = wire.chunks(wire.len() / 10 + 1).collect::<Vec<_>>();
+    for piece in pieces {
+        raw.send_bytes(piece).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    match raw.expect_message().await? {
+        ServerMessage::Ok { id } if id == "slow" => {}
+        other => anyhow::bail!("expected ok for the slow chunk, got {}", show(&other)),
+    }
+    raw.assert_still_open().await?;
+    Ok(())
+}
