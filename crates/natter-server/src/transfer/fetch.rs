@@ -213,7 +213,7 @@ mod tests {
             .push(FetchJob {
                 id: "x".into(),
                 file_id: "f".into(),
-                    path: dir.path().join("missing"),
+                path: dir.path().join("missing"),
                 offset: 0,
                 end: 5,
                 piece: 4,
