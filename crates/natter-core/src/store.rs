@@ -687,11 +687,24 @@ impl Store {
         Ok(rows.iter().filter_map(transfer_from_row).collect())
     }
 
+    /// Saves a moving transfer's chunk map only, so progress never overwrites a state that a
+    /// pause, answer or cancel recorded meanwhile.
+    pub async fn update_ranges(&self, file_id: &str, ranges: &Ranges) -> StoreResult<()> {
+        sqlx::query("UPDATE transfers SET ranges = ? WHERE file_id = ?")
+            .bind(json(ranges))
+            .bind(file_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Saves what changed as a transfer moves: state, chunk map, path, answer, error.
     pub async fn update_transfer(&self, t: &TransferRecord) -> StoreResult<()> {
         let i = &t.info;
         sqlx::query(
-            "UPDATE transfers SET state = ?, ranges = ?, path = ?, accepted = ?, error = ?, chunk_size = ?, message = ? WHERE file_id = ?",
+            // `accepted` only ever turns on: a worker's copy must not undo an answer that a push
+            // recorded meanwhile.
+            "UPDATE transfers SET state = ?, ranges = ?, path = ?, accepted = MAX(accepted, ?), error = ?, chunk_size = ?, message = ? WHERE file_id = ?",
         )
         .bind(i.state.as_str())
         .bind(json(&t.ranges))

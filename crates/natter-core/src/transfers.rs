@@ -161,22 +161,20 @@ impl Transfers {
 
     /// Handles file pushes and restarts workers whenever the engine is back online.
     pub(crate) async fn run(self: Arc<Self>, mut pushes: mpsc::UnboundedReceiver<ServerMessage>) {
-        let mut state = self.state.clone();
+        // Every login, first or after a reconnect, is a `LoggedIn` event (the connection state
+        // alone does not say when a session exists).
+        let mut events = self.events.subscribe();
         loop {
             tokio::select! {
                 push = pushes.recv() => match push {
                     Some(push) => self.push(push).await,
                     None => break,
                 },
-                changed = state.changed() => {
-                    if changed.is_err() {
-                        break;
-                    }
-                    let online = *state.borrow_and_update() == ConnectionState::Online;
-                    if online {
-                        self.resume_all().await;
-                    }
-                }
+                event = events.recv() => match event {
+                    Ok(Event::LoggedIn(_)) => self.resume_all().await,
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
             }
         }
         self.stop_all();
@@ -640,7 +638,13 @@ impl Transfers {
                 }
             }
             ServerMessage::FileCancelled { file_id } => match store.transfer(&file_id).await {
-                Ok(Some(mut t)) if !t.info.state.is_final() => {
+                // A sent file counts as done once accepted; the receiver may still give up on
+                // the download, and the sender should hear it did not arrive.
+                Ok(Some(mut t))
+                    if !t.info.state.is_final()
+                        || (t.info.direction == Direction::Up
+                            && t.info.state == TransferState::Done) =>
+                {
                     self.stop(&file_id);
                     self.cancelled(&store, &mut t).await
                 }
@@ -795,6 +799,9 @@ impl Transfers {
             t.info.state = TransferState::Uploading;
             self.save(store, &t).await?;
             self.send_missing(store, &mut t).await?;
+            // The receiver may have answered while we sent (the push updated the store, not
+            // this copy): ask once more.
+            t.info.accepted = self.status(&t.info.file_id).await?.accepted;
         }
         t.info.done = t.info.size;
         t.info.rate = 0;
@@ -887,7 +894,7 @@ impl Transfers {
             }
             t.ranges.insert(offset, offset + len);
             t.info.done = t.ranges.total();
-            store.update_transfer(t).await?;
+            store.update_ranges(&t.info.file_id, &t.ranges).await?;
             if let Some(rate) = meter.tick(t.info.done) {
                 t.info.rate = rate;
                 self.emit(&t.info);
@@ -972,7 +979,7 @@ impl Transfers {
                     // Recorded only once written: a restart re-fetches at most this piece.
                     t.ranges.insert(offset, offset + data.len() as u64);
                     t.info.done = t.ranges.total();
-                    store.update_transfer(&t).await?;
+                    store.update_ranges(&t.info.file_id, &t.ranges).await?;
                     if let Some(rate) = meter.tick(t.info.done) {
                         t.info.rate = rate;
                         self.emit(&t.info);
