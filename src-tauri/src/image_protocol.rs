@@ -49,8 +49,8 @@ fn plain(status: StatusCode, text: impl Into<String>) -> Response<Cow<'static, [
         .expect("a response from a status, a static header and bytes is valid")
 }
 
-/// Answers one request (the receiver's first view waits for the download to finish).
-async fn answer<R: Runtime>(
+/// Answers a request for `path` (the receiver's first view waits for the download to finish).
+pub async fn answer<R: Runtime>(
     app: tauri::AppHandle<R>,
     path: String,
 ) -> Response<Cow<'static, [u8]>> {

@@ -281,3 +281,169 @@ fn a_changed_certificate_is_refused_until_the_user_trusts_it() {
     a.ok("accept_certificate", json!({ "fingerprint": new }));
     assert_eq!(a.ok("connect", tls)["fingerprint"], new.as_str());
 }
+
+/// A small real PNG (a gradient), as a person would paste or pick.
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x * 255 / width) as u8, (y * 255 / height) as u8, 160])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode a PNG");
+    out.into_inner()
+}
+
+/// Registers and logs in `name` on a fresh app.
+fn signed_in(dir: &Path, server: &TestServer, name: &str) -> App {
+    let a = app(dir);
+    a.ok("connect", json!({ "server": plain(server) }));
+    let form = json!({"username": name, "password": "password 123", "nickname": "",
+                      "motto": "", "phone": ""});
+    a.ok("register", json!({ "form": form }));
+    a.ok(
+        "login",
+        json!({"username": name, "password": "password 123"}),
+    );
+    a
+}
+
+impl App {
+    fn wait_transfer(&self, file_id: &str, state: &str) -> Value {
+        self.wait_event(|v| {
+            v["type"] == "transfer"
+                && v["transfer"]["file_id"] == file_id
+                && v["transfer"]["state"] == state
+        })
+    }
+
+    fn invoke_raw(
+        &self,
+        cmd: &str,
+        body: Vec<u8>,
+        headers: &[(&'static str, String)],
+    ) -> Result<Value, Value> {
+        let mut map = tauri::http::HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, v.parse().expect("header value"));
+        }
+        get_ipc_response(
+            &self.window,
+            tauri::webview::InvokeRequest {
+                cmd: cmd.into(),
+                callback: tauri::ipc::CallbackFn(0),
+                error: tauri::ipc::CallbackFn(1),
+                url: "tauri://localhost".parse().expect("url"),
+                body: tauri::ipc::InvokeBody::Raw(body),
+                headers: map,
+                invoke_key: tauri::test::INVOKE_KEY.to_string(),
+            },
+        )
+        .map(|b| b.deserialize::<Value>().expect("json reply"))
+    }
+}
+
+#[test]
+fn a_file_offered_through_the_commands_arrives_whole_and_a_pasted_image_full_size() {
+    let server = server();
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let alice = signed_in(&dirs.path().join("alice"), &server, "alice");
+    let bob = signed_in(&dirs.path().join("bob"), &server, "bobby");
+    alice.ok("friend_request", json!({"to": "bobby", "message": ""}));
+    bob.ok("friend_respond", json!({"from": "alice", "accept": true}));
+
+    // Alice picks a file (the test stands in for the dialog) and offers it.
+    let data: Vec<u8> = (0..700_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let source = dirs.path().join("季度报告.bin");
+    std::fs::write(&source, &data).expect("write the file");
+    let list = dirs.path().join("pick.txt");
+    std::fs::write(&list, format!("{}\n", source.display())).expect("write the pick list");
+    std::env::set_var(natter_app::dialog::TEST_PICK, &list);
+    let picked = alice.ok("pick_files", json!({"images_only": false}));
+    assert_eq!(picked, json!([source.display().to_string()]));
+    let sent = alice.ok(
+        "send_file",
+        json!({"to": "bobby", "path": picked[0].as_str().expect("a path")}),
+    );
+    assert_eq!(sent["direction"], "up");
+    assert_eq!(sent["name"], "季度报告.bin");
+    let file_id = sent["file_id"].as_str().expect("file id").to_owned();
+
+    // Bob sees the offer card and the offer, accepts into a folder of his, and gets it whole.
+    let card = bob.wait_event(|v| v["type"] == "message" && v["message"]["body"]["kind"] == "file");
+    assert_eq!(card["message"]["body"]["file_id"], file_id.as_str());
+    assert_eq!(card["message"]["body"]["size"], data.len());
+    let offered = bob.ok("transfers", json!({}));
+    assert!(
+        offered
+            .as_array()
+            .expect("a list")
+            .iter()
+            .any(|t| t["file_id"] == file_id.as_str() && t["state"] == "offered"),
+        "{offered}"
+    );
+    let save_dir = dirs.path().join("bob-downloads");
+    std::fs::create_dir_all(&save_dir).expect("mkdir");
+    std::env::set_var(natter_app::dialog::TEST_SAVE_DIR, &save_dir);
+    let accepted = bob.ok("accept_file", json!({"file_id": file_id, "dest": null}));
+    assert_eq!(accepted["accepted"], true);
+    let done = bob.wait_transfer(&file_id, "done");
+    let saved = save_dir.join("季度报告.bin");
+    assert_eq!(done["transfer"]["path"], saved.display().to_string());
+    assert!(std::fs::read(&saved).expect("the saved file") == data);
+    alice.wait_transfer(&file_id, "done");
+    // Once answered, the offer cannot be declined any more.
+    assert!(bob
+        .invoke("reject_file", json!({"file_id": file_id}))
+        .is_err());
+
+    // Alice pastes an image into the square: raw bytes, target and name in headers.
+    let picture = png(320, 200);
+    let headers = [
+        (
+            natter_app::files::HEADER_TO,
+            "%7B%22kind%22%3A%22square%22%7D".to_owned(),
+        ),
+        (
+            natter_app::files::HEADER_NAME,
+            "%E6%88%AA%E5%9B%BE.png".to_owned(),
+        ),
+    ];
+    let image = alice
+        .invoke_raw("send_image_data", picture.clone(), &headers)
+        .unwrap_or_else(|e| panic!("send_image_data failed: {e}"));
+    assert_eq!(image["kind"], "image");
+    assert_eq!(image["name"], "截图.png");
+    let image_id = image["file_id"].as_str().expect("file id").to_owned();
+    let posted =
+        bob.wait_event(|v| v["type"] == "message" && v["message"]["body"]["kind"] == "image");
+    let body = &posted["message"]["body"];
+    assert_eq!(body["file_id"], image_id.as_str());
+    assert_eq!(
+        (body["width"].clone(), body["height"].clone()),
+        (json!(320), json!(200))
+    );
+    assert!(!body["thumbnail"].as_str().unwrap_or_default().is_empty());
+
+    // Bob's window asks natter-image:// for it: the full image, typed from its bytes.
+    let handle = bob._app.handle().clone();
+    let response = tauri::async_runtime::block_on(natter_app::image_protocol::answer(
+        handle.clone(),
+        format!("/{image_id}"),
+    ));
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/png");
+    assert!(response.body().as_ref() == picture.as_slice());
+    // Anything else is refused without touching the disk.
+    let refused = tauri::async_runtime::block_on(natter_app::image_protocol::answer(
+        handle,
+        "/../../etc/passwd".to_owned(),
+    ));
+    assert_eq!(refused.status(), 400);
+
+    // Not an image: refused before any upload, with a code the UI can word.
+    let not_image = alice.invoke_raw("send_image_data", b"hello".to_vec(), &headers);
+    let code = not_image.expect_err("not an image")["code"].clone();
+    assert_eq!(code, "invalid_field");
+}
