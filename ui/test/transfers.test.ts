@@ -113,13 +113,14 @@ describe('what a file card offers', () => {
       cardView(transfer({ state: 'done', path: '/home/bob/Downloads/a.pdf' })).actions,
     ).toEqual(['show']);
     expect(cardView(transfer({ state: 'done', direction: 'up' })).actions).toEqual([]);
-    for (const state of ['rejected', 'cancelled', 'failed'] as const) {
+    for (const state of ['rejected', 'cancelled'] as const) {
       expect(cardView(transfer({ state }))).toEqual({
         status: state,
         actions: [],
         showProgress: false,
       });
     }
+    expect(cardView(transfer({ state: 'failed' })).actions).toEqual(['resume']);
     expect(cardView(undefined).status).toBe('unknown');
   });
 });

@@ -122,7 +122,8 @@ export function cardView(t: TransferInfo | undefined): CardView {
     case 'cancelled':
       return { status: 'cancelled', actions: [], showProgress: false };
     case 'failed':
-      return { status: 'failed', actions: [], showProgress: false };
+      // The engine resumes a failed transfer from what is already there.
+      return { status: 'failed', actions: ['resume'], showProgress: false };
   }
 }
 
