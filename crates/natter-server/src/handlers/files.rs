@@ -167,11 +167,15 @@ pub async fn answer(
         if ctx.store.accept_transfer(&t.file_id).await? {
             ctx.hub.push_to(t.owner_id, &answered);
         }
-    } else if ctx.store.delete_transfer(&t.file_id).await?.is_some() {
-        if let Err(e) = ctx.transfers.blobs.remove(&t.file_id).await {
-            tracing::warn!(error = %e, file_id = %t.file_id, "could not delete rejected bytes");
-        }
+    } else {
+        // The sender hears the answer before the transfer disappears: its uploader, racing
+        // the answer, then tends to learn "rejected" before its next request meets not_found.
         ctx.hub.push_to(t.owner_id, &answered);
+        if ctx.store.delete_transfer(&t.file_id).await?.is_some() {
+            if let Err(e) = ctx.transfers.blobs.remove(&t.file_id).await {
+                tracing::warn!(error = %e, file_id = %t.file_id, "could not delete rejected bytes");
+            }
+        }
     }
     tracing::info!(file_id = %t.file_id, accept, "transfer answered");
     Ok(Outcome::ok(id))
