@@ -4,9 +4,11 @@
 //!
 //! Screenshots of the main screens are saved as artifacts (see `harness::app`).
 
+use std::path::Path;
+
 use anyhow::Result;
 use natter_e2e::harness::app::{AppInstance, ENTER, ESCAPE};
-use natter_e2e::TestServer;
+use natter_e2e::{befriend, password_for, TestServer};
 
 const ALICE_PASSWORD: &str = "correct horse 7";
 
@@ -172,6 +174,250 @@ async fn two_people_use_the_app_from_sign_up_to_a_message_sent_while_the_server_
 
     alice.quit().await;
     let mut bob = bob;
+    bob.quit().await;
+    Ok(())
+}
+
+/// Logs an account made by the test in through the login form.
+async fn log_in(app: &AppInstance, server: &TestServer, username: &str) -> Result<()> {
+    connect(app, server).await?;
+    app.click("tab-password").await?;
+    app.fill("login-username", username).await?;
+    app.fill("login-password", &password_for(username)).await?;
+    app.click("login-submit").await?;
+    app.el("main-view").await?;
+    Ok(())
+}
+
+/// A real PNG of a gradient with a disc (the thumbnail must show a picture, not a blank).
+fn picture(width: u32, height: u32) -> Result<Vec<u8>> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        let (cx, cy) = (width as i64 * 7 / 10, height as i64 * 3 / 10);
+        let (dx, dy) = (x as i64 - cx, y as i64 - cy);
+        if dx * dx + dy * dy < (height as i64 / 6).pow(2) {
+            image::Rgb([255, 246, 220])
+        } else {
+            image::Rgb([
+                (40 + x * 200 / width) as u8,
+                (90 + y * 120 / height) as u8,
+                (200 - x * 120 / width) as u8,
+            ])
+        }
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)?;
+    Ok(out.into_inner())
+}
+
+/// What the open dialog "picks" next in `app`'s window (see NATTER_TEST_PICK in the README).
+fn will_pick(list: &Path, files: &[&Path]) -> Result<()> {
+    let lines: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    std::fs::write(list, lines.join("\n"))?;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the built app, tauri-driver and a display: run by .ci/run"]
+async fn alice_sends_bob_a_file_and_an_image_he_saves_and_opens_full_size() -> Result<()> {
+    let server = TestServer::start().await?;
+    let dirs = tempfile::tempdir()?;
+    {
+        let mut alice = server.user("alice").await?;
+        let mut bob = server.user("bobby").await?;
+        befriend(&mut alice, &mut bob).await?;
+    }
+    let pick_list = dirs.path().join("alice-picks.txt");
+    will_pick(&pick_list, &[])?;
+    let downloads = dirs.path().join("bob-downloads");
+    std::fs::create_dir_all(&downloads)?;
+    let alice = AppInstance::launch_with_env(
+        "alice",
+        &dirs.path().join("alice"),
+        vec![("NATTER_TEST_PICK".into(), pick_list.clone().into())],
+    )
+    .await?;
+    let bob = AppInstance::launch_with_env(
+        "bobby",
+        &dirs.path().join("bobby"),
+        vec![("NATTER_TEST_SAVE_DIR".into(), downloads.clone().into())],
+    )
+    .await?;
+    log_in(&alice, &server, "alice").await?;
+    log_in(&bob, &server, "bobby").await?;
+    alice.click("conv-user-bobby").await?;
+    bob.click("conv-user-alice").await?;
+
+    // Alice attaches a file (48 MiB of noise): both chats show its card. She pauses the upload
+    // at once, so bob's download has to wait for bytes the server does not have yet.
+    let payload = natter_e2e::harness::files::file_bytes(48 << 20, 7);
+    let source = dirs.path().join("季度数据 2024.bin");
+    std::fs::write(&source, &payload)?;
+    will_pick(&pick_list, &[&source])?;
+    alice.click("composer-attach").await?;
+    let sending = alice
+        .attr_in(
+            "[data-testid=file-card]",
+            "data-state",
+            &["uploading", "uploaded"],
+        )
+        .await?;
+    let paused = sending == "uploading"
+        && alice.click("transfer-pause").await.is_ok()
+        && alice
+            .attr_in(
+                "[data-testid=file-card]",
+                "data-state",
+                &["paused", "uploaded", "done"],
+            )
+            .await?
+            == "paused";
+    if paused {
+        alice.text_contains("file-card", "Paused").await?;
+        alice.screenshot("12-file-upload-paused").await?;
+    } else {
+        eprintln!("the upload finished before the pause: no in-progress screenshots this run");
+    }
+    bob.attr_is("file-card", "data-state", "offered").await?;
+    bob.text_contains("file-card", "季度数据 2024.bin").await?;
+    bob.text_contains("file-card", "48 MB").await?;
+    bob.screenshot("12-file-offer").await?;
+
+    // Bob accepts (saved in his downloads folder) and sees the progress.
+    bob.click("transfer-accept").await?;
+    if paused {
+        bob.attr_is("file-card", "data-state", "downloading")
+            .await?;
+        // What the server already has comes down (into a partial file); the rest waits for alice.
+        let partial = || -> u64 {
+            std::fs::read_dir(&downloads)
+                .map(|d| {
+                    d.flatten()
+                        .filter_map(|e| e.metadata().ok())
+                        .map(|m| m.len())
+                        .sum()
+                })
+                .unwrap_or(0)
+        };
+        bob.until("the uploaded part to come down", || async {
+            Ok(partial() > 0)
+        })
+        .await?;
+        bob.el("transfer-progress").await?;
+        bob.screenshot("13-file-downloading").await?;
+        alice.click("transfer-resume").await?;
+    }
+    bob.attr_is("file-card", "data-state", "done").await?;
+    bob.text_contains("file-status", "Saved to").await?;
+    let saved = downloads.join("季度数据 2024.bin");
+    assert!(
+        std::fs::read(&saved)? == payload,
+        "the saved file differs from the one sent"
+    );
+    alice.attr_is("file-card", "data-state", "done").await?;
+    alice.text_contains("file-status", "Sent").await?;
+    bob.screenshot("14-file-saved").await?;
+
+    // Alice sends a picture with the image button: bob sees the thumbnail at its size.
+    let png = picture(1200, 800)?;
+    let photo = dirs.path().join("sunrise.png");
+    std::fs::write(&photo, &png)?;
+    will_pick(&pick_list, &[&photo])?;
+    alice.click("composer-image").await?;
+    let thumb = bob.el("image-thumb").await?;
+    let size = bob
+        .script(
+            "const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];",
+            vec![serde_json::to_value(&thumb)?],
+        )
+        .await?;
+    assert_eq!(size, serde_json::json!([260, 173]), "the thumbnail's box");
+    alice.el("image-thumb").await?;
+    bob.screenshot("15-image-bubble").await?;
+
+    // A click opens it full size from natter-image://; Escape closes it.
+    thumb.click().await?;
+    bob.attr_is("image-viewer", "data-state", "loaded").await?;
+    let natural = bob
+        .script(
+            "const i = document.querySelector('[data-testid=image-full]'); \
+             return [i.naturalWidth, i.naturalHeight, i.currentSrc];",
+            vec![],
+        )
+        .await?;
+    assert_eq!(natural[0], 1200, "{natural}");
+    assert_eq!(natural[1], 800, "{natural}");
+    assert!(
+        natural[2]
+            .as_str()
+            .unwrap_or_default()
+            .contains("natter-image"),
+        "{natural}"
+    );
+    bob.screenshot("16-image-viewer").await?;
+    bob.keys("image-viewer-close", ESCAPE).await?;
+    bob.until("the viewer to close", || async {
+        Ok(!bob.has("image-viewer").await?)
+    })
+    .await?;
+
+    // Files dragged over the Square: the overlay says only images go there (the OS drag
+    // itself cannot be driven here; the window's drag events are).
+    alice.click("conv-square").await?;
+    alice
+        .script(
+            "return window.__TAURI_INTERNALS__.invoke('plugin:event|emit', \
+             {event: 'tauri://drag-enter', payload: {paths: [], position: {x: 400, y: 300}}});",
+            vec![],
+        )
+        .await?;
+    alice.text_contains("drop-overlay", "Only images").await?;
+    alice.screenshot("17-drop-square").await?;
+    alice
+        .script(
+            "return window.__TAURI_INTERNALS__.invoke('plugin:event|emit', \
+             {event: 'tauri://drag-leave', payload: null});",
+            vec![],
+        )
+        .await?;
+    alice
+        .until("the overlay to go", || async {
+            Ok(!alice.has("drop-overlay").await?)
+        })
+        .await?;
+
+    // Dropped on a private chat: the picture goes as an image, the other file as an offer.
+    alice.click("conv-user-bobby").await?;
+    let second = dirs.path().join("whiteboard.png");
+    std::fs::write(&second, picture(600, 900)?)?;
+    let notes = dirs.path().join("notes.txt");
+    std::fs::write(&notes, "meeting notes\n")?;
+    alice
+        .script(
+            "return window.__TAURI_INTERNALS__.invoke('plugin:event|emit', \
+             {event: 'tauri://drag-enter', payload: {paths: [], position: {x: 400, y: 300}}});",
+            vec![],
+        )
+        .await?;
+    alice
+        .text_contains("drop-overlay", "file offers to bobby")
+        .await?;
+    alice.screenshot("18-drop-private").await?;
+    alice
+        .script(
+            "return window.__TAURI_INTERNALS__.invoke('plugin:event|emit', \
+             {event: 'tauri://drag-drop', payload: {paths: arguments[0], position: {x: 400, y: 300}}});",
+            vec![serde_json::json!([second.display().to_string(), notes.display().to_string()])],
+        )
+        .await?;
+    bob.until("the dropped image and file to arrive", || async {
+        Ok(bob.all("[data-testid=image-thumb]").await?.len() == 2
+            && bob.all("[data-testid=file-card]").await?.len() == 2)
+    })
+    .await?;
+    assert!(!alice.has("drop-overlay").await?);
+
+    let (mut alice, mut bob) = (alice, bob);
+    alice.quit().await;
     bob.quit().await;
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! provides all of them. Screenshots go to `NATTER_ARTIFACTS_DIR` (default `artifacts/` in the
 //! workspace).
 
+use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -65,6 +66,8 @@ pub fn artifacts_dir() -> PathBuf {
 pub struct AppInstance {
     name: String,
     dir: PathBuf,
+    /// Extra environment for the app (e.g. the dialog stand-ins `NATTER_TEST_PICK`).
+    env: Vec<(String, OsString)>,
     driver: Option<Child>,
     client: Option<Client>,
     log: PathBuf,
@@ -75,9 +78,20 @@ impl AppInstance {
     ///
     /// [`restart`]: AppInstance::restart
     pub async fn launch(name: &str, dir: &Path) -> Result<Self> {
+        Self::launch_with_env(name, dir, Vec::new()).await
+    }
+
+    /// Like [`launch`](Self::launch), with extra environment variables for the app (kept across
+    /// restarts). tauri-driver passes its environment down to WebKitWebDriver and the app.
+    pub async fn launch_with_env(
+        name: &str,
+        dir: &Path,
+        env: Vec<(String, OsString)>,
+    ) -> Result<Self> {
         let mut app = Self {
             name: name.to_owned(),
             dir: dir.to_path_buf(),
+            env,
             driver: None,
             client: None,
             log: dir.join("tauri-driver.log"),
@@ -136,6 +150,7 @@ impl AppInstance {
             .env("XDG_CACHE_HOME", self.dir.join("xdg-cache"))
             .env("NATTER_APP_DATA_DIR", self.dir.join("natter"))
             .env("LANG", "en_US.UTF-8")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_os_str())))
             // Not WEBKIT_DISABLE_COMPOSITING_MODE: with it, WebDriver screenshots never return.
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -335,6 +350,37 @@ impl AppInstance {
             Ok(self.text_of(&el).await?.contains(text))
         })
         .await
+    }
+
+    /// Runs a script in the page and returns what it returns.
+    pub async fn script(
+        &self,
+        js: &str,
+        args: Vec<serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        Ok(self.client()?.execute(js, args).await?)
+    }
+
+    /// Waits for an element matching `selector` whose attribute `attr` is one of `values`,
+    /// returning the value it has.
+    pub async fn attr_in(&self, selector: &str, attr: &str, values: &[&str]) -> Result<String> {
+        let found = std::cell::RefCell::new(String::new());
+        self.until(&format!("{selector}[{attr}] in {values:?}"), || {
+            let found = &found;
+            async move {
+                for el in self.all(selector).await? {
+                    if let Some(v) = el.attr(attr).await? {
+                        if values.contains(&v.as_str()) {
+                            *found.borrow_mut() = v;
+                            return Ok(true);
+                        }
+                    }
+                }
+                Ok(false)
+            }
+        })
+        .await?;
+        Ok(found.into_inner())
     }
 
     /// Waits for an attribute value.
