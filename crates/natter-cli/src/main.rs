@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use natter_core::{
     Client, ClientConfig, ClientError, ConnectionState, Event, LocalMessage, Registration,
-    ServerAddr,
+    ServerAddr, TransferState,
 };
 use natter_proto::{PresenceScope, Target};
 use serde_json::json;
@@ -125,6 +125,31 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// Offer a file to a user and wait until the server has all of it (resumes by itself if the
+    /// connection drops; run again after a crash and it continues where it stopped).
+    SendFile {
+        /// Recipient.
+        to: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// Send an image (PNG, JPEG, GIF, WebP) to a user or `square`.
+    SendImage {
+        /// Username or `square`.
+        to: String,
+        /// The image.
+        path: PathBuf,
+    },
+    /// Accept every file offered (now or while away) into a directory, and finish interrupted
+    /// downloads; prints progress.
+    Receive {
+        /// Where files are saved.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long)]
+        for_secs: Option<u64>,
+    },
     /// Print events as they arrive.
     Follow {
         /// Stop after this many seconds (default: until Ctrl-C).
@@ -196,6 +221,15 @@ impl Out {
             Event::Kicked { reason } => self.print(json!({"event": "kicked", "reason": reason}), || format!("-- disconnected by the server: {reason}")),
             Event::SessionLost(e) => self.print(json!({"event": "session_lost", "error": e.to_string()}), || format!("-- session lost: {e}")),
             Event::CertificateChanged(e) => self.print(json!({"event": "certificate_changed", "error": e.to_string()}), || format!("-- {e}")),
+            Event::Transfer(t) => self.print(
+                json!({"event": "transfer", "file_id": t.file_id, "direction": t.direction, "kind": t.kind,
+                       "peer": t.peer, "name": t.name, "size": t.size, "done": t.done, "rate": t.rate,
+                       "state": t.state, "path": t.path, "error": t.error}),
+                || {
+                    let pct = (t.done * 100).checked_div(t.size).unwrap_or(100);
+                    format!("-- file {} ({:?}, {}): {:?} {pct}%", t.name, t.direction, t.peer, t.state)
+                },
+            ),
             Event::LoggedIn(_) | Event::Other(_) => {}
         }
     }
@@ -437,6 +471,50 @@ async fn main() -> Result<()> {
 
 /// Gives messages that a login just flushed from the outbox a moment to be stored by the server
 /// before the process exits (they would go with the next run otherwise, never twice).
+/// `dir/name`, or `dir/name (2)` … when that exists (names were sanitised by natter-core).
+fn free_path(dir: &std::path::Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((s, e)) if !s.is_empty() => (s.to_owned(), format!(".{e}")),
+        _ => (name.to_owned(), String::new()),
+    };
+    (2..)
+        .map(|n| dir.join(format!("{stem} ({n}){ext}")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
+/// Prints a transfer's progress until `done` says its state is the end (or it fails).
+async fn wait_transfer(
+    out: &Out,
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    file_id: &str,
+    done: impl Fn(TransferState) -> bool,
+) -> Result<()> {
+    loop {
+        match events.recv().await {
+            Ok(Event::Transfer(t)) if t.file_id == file_id => {
+                out.event(&Event::Transfer(t.clone()));
+                if done(t.state) {
+                    return Ok(());
+                }
+                if t.state.is_final() {
+                    bail!(
+                        "the transfer ended {:?}: {}",
+                        t.state,
+                        t.error.unwrap_or_default()
+                    );
+                }
+            }
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(_) => bail!("the client stopped"),
+        }
+    }
+}
+
 async fn drain_outbox(client: &Client) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while client.connection_state() == ConnectionState::Online
@@ -498,6 +576,68 @@ async fn run(cli: &Cli, client: &Client, out: &Out) -> Result<()> {
         Command::Say { text } => {
             login(cli, client, out, true).await?;
             send_and_wait(client, out, Target::Square, text).await?;
+        }
+        Command::SendFile { to, path } => {
+            let mut events = client.events();
+            login(cli, client, out, false).await?;
+            let sent = client.send_file(to, path).await?;
+            out.event(&Event::Transfer(sent.clone()));
+            wait_transfer(out, &mut events, &sent.file_id, |s| {
+                matches!(s, TransferState::Uploaded | TransferState::Done)
+            })
+            .await?;
+            drain_outbox(client).await;
+        }
+        Command::SendImage { to, path } => {
+            let mut events = client.events();
+            login(cli, client, out, false).await?;
+            let sent = client.send_image(target(to), path).await?;
+            wait_transfer(out, &mut events, &sent.file_id, |s| {
+                s == TransferState::Done
+            })
+            .await?;
+            drain_outbox(client).await;
+        }
+        Command::Receive { dir, for_secs } => {
+            let mut events = client.events();
+            login(cli, client, out, false).await?;
+            std::fs::create_dir_all(dir)?;
+            let accept = |t: &natter_core::TransferInfo| {
+                t.direction == natter_core::Direction::Down
+                    && t.kind == natter_proto::FileKind::File
+                    && t.state == TransferState::Offered
+            };
+            for t in client.transfers().await? {
+                if accept(&t) {
+                    client
+                        .accept_file(&t.file_id, &free_path(dir, &t.name))
+                        .await?;
+                }
+            }
+            let stop = async {
+                match for_secs {
+                    Some(s) => tokio::time::sleep(Duration::from_secs(*s)).await,
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    event = events.recv() => match event {
+                        Ok(Event::Transfer(t)) => {
+                            out.event(&Event::Transfer(t.clone()));
+                            if accept(&t) {
+                                client.accept_file(&t.file_id, &free_path(dir, &t.name)).await?;
+                            }
+                        }
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(_) => break,
+                    }
+                }
+            }
         }
         Command::Follow { for_secs } => {
             let mut events = client.events();

@@ -622,7 +622,12 @@ impl Transfers {
             }
             ServerMessage::FileAnswered { file_id, accepted } => {
                 match store.transfer(&file_id).await {
-                    Ok(Some(mut t)) if !t.info.state.is_final() => {
+                    // The upload may have met the deleted transfer (`not_found` → cancelled)
+                    // before this push arrived: a "no" is the truer ending.
+                    Ok(Some(mut t))
+                        if !t.info.state.is_final()
+                            || (!accepted && t.info.state == TransferState::Cancelled) =>
+                    {
                         t.info.accepted = accepted;
                         if !accepted {
                             self.stop(&file_id);
