@@ -51,9 +51,12 @@ describe('a file card', () => {
     expect(el).toHaveAttribute('data-state', 'offered');
     expect(buttons(el)).toEqual(['Accept', 'Decline']);
 
-    mockedCall.mockResolvedValue({ ...t, state: 'downloading', accepted: true });
+    const accepted = { ...t, state: 'downloading' as const, accepted: true };
+    mockedCall.mockResolvedValue(accepted);
     await userEvent.click(screen.getByTestId('transfer-accept'));
     expect(mockedCall).toHaveBeenCalledWith('accept_file', { file_id: t.file_id, dest: null });
+    // The engine's event moves the card (the command's answer may come after it).
+    act(() => applyTransfer(accepted));
     expect(await screen.findByTestId('transfer-progress')).toBeInTheDocument();
     expect(screen.getByTestId('file-card')).toHaveAttribute('data-state', 'downloading');
   });

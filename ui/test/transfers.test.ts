@@ -6,6 +6,7 @@ import { formatBytes, formatDuration, formatRate } from '../src/i18n/format';
 import { handleEvent, resetApp, useApp } from '../src/state/app';
 import { openConversation, resetChat, useChat } from '../src/state/chat';
 import {
+  acceptTransfer,
   applyTransfer,
   cardView,
   cancelTransfer,
@@ -181,6 +182,18 @@ describe('the store', () => {
     handleEvent({ type: 'transfer', transfer: t });
     handleEvent({ type: 'transfer', transfer: { ...t, done: 20, rate: 10 } });
     expect(useTransfers.getState().byId.f1?.done).toBe(20);
+  });
+
+  it('never lets a command’s answer undo an event that overtook it', async () => {
+    const t = transfer({ file_id: 'quick', state: 'offered', size: 10 });
+    applyTransfer(t);
+    mockedCall.mockImplementation((() => {
+      // The download finishes before accept_file answers.
+      applyTransfer({ ...t, state: 'done', done: 10, path: '/d/quick' });
+      return Promise.resolve({ ...t, state: 'downloading', accepted: true });
+    }) as unknown as typeof call);
+    await acceptTransfer('quick');
+    expect(useTransfers.getState().byId.quick?.state).toBe('done');
   });
 
   it('marks a cancelled transfer at once', async () => {

@@ -28,6 +28,17 @@ export function applyTransfer(transfer: TransferInfo): void {
 }
 
 /**
+ * A command's answer (send, accept, pause, resume). The engine also emits every change as an
+ * event, and an event may overtake the answer (a small file can be done before `accept_file`
+ * returns), so the answer only fills in a transfer the store does not know yet.
+ */
+export function applyResult(transfer: TransferInfo): void {
+  useTransfers.setState((s) =>
+    transfer.file_id in s.byId ? s : { byId: { ...s.byId, [transfer.file_id]: transfer } },
+  );
+}
+
+/**
  * `list` merged into `byId`. Entries already there win: they came from events, which are newer
  * than a list asked for before them.
  */
@@ -198,7 +209,7 @@ export async function sendPaths(target: Target, plan: SendPlan): Promise<SendFai
   const failures: SendFailure[] = [];
   for (const path of plan.images) {
     try {
-      applyTransfer(await call('send_image', { to: target, path }));
+      applyResult(await call('send_image', { to: target, path }));
     } catch (error) {
       failures.push({ name: baseName(path), error, image: true });
     }
@@ -206,7 +217,7 @@ export async function sendPaths(target: Target, plan: SendPlan): Promise<SendFai
   if (target.kind === 'user') {
     for (const path of plan.files) {
       try {
-        applyTransfer(await call('send_file', { to: target.username, path }));
+        applyResult(await call('send_file', { to: target.username, path }));
       } catch (error) {
         failures.push({ name: baseName(path), error, image: false });
       }
@@ -218,14 +229,14 @@ export async function sendPaths(target: Target, plan: SendPlan): Promise<SendFai
 /** Sends a pasted image's bytes. Rejects with an IpcError. */
 export async function sendPastedImage(target: Target, name: string, bytes: Uint8Array) {
   const transfer = await sendImageData(target, name, bytes);
-  applyTransfer(transfer);
+  applyResult(transfer);
   return transfer;
 }
 
 /** Accepts an offer (the shell asks where to save it). Rejects with an IpcError. */
 export async function acceptTransfer(fileId: string): Promise<void> {
   const t = await call('accept_file', { file_id: fileId, dest: null });
-  if (t) applyTransfer(t);
+  if (t) applyResult(t);
 }
 
 function patchState(fileId: string, state: TransferState): void {
@@ -242,11 +253,11 @@ export async function rejectTransfer(fileId: string): Promise<void> {
 }
 
 export async function pauseTransfer(fileId: string): Promise<void> {
-  applyTransfer(await call('pause_transfer', { file_id: fileId }));
+  applyResult(await call('pause_transfer', { file_id: fileId }));
 }
 
 export async function resumeTransfer(fileId: string): Promise<void> {
-  applyTransfer(await call('resume_transfer', { file_id: fileId }));
+  applyResult(await call('resume_transfer', { file_id: fileId }));
 }
 
 export async function cancelTransfer(fileId: string): Promise<void> {
