@@ -433,6 +433,10 @@ mod tests {
                 call_id: "c".into(),
                 media,
             },
+            CallPeer {
+                call_id: "c".into(),
+                peer_addr: "127.0.0.1:5000".into(),
+            },
             CallEnded {
                 call_id: "c".into(),
                 reason: CallEndReason::Busy,

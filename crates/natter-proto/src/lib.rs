@@ -7,6 +7,7 @@
 pub mod decode;
 pub mod error;
 pub mod frame;
+pub mod media;
 pub mod message;
 pub mod validate;
 
@@ -21,3 +22,5 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const DEFAULT_PORT: u16 = 4004;
 /// Default TLS port (seed 002).
 pub const DEFAULT_TLS_PORT: u16 = 4399;
+/// Default UDP port of the voice relay.
+pub const DEFAULT_RELAY_PORT: u16 = 4005;

@@ -742,6 +742,14 @@ pub enum ServerMessage {
         /// Where to send audio.
         media: CallMedia,
     },
+    /// Push: both sides' UDP addresses are known to the relay; here is the other's, for a
+    /// direct path.
+    CallPeer {
+        /// The call.
+        call_id: String,
+        /// The other participant's address as the relay observed it, `ip:port`.
+        peer_addr: String,
+    },
     /// Push: the call is over.
     CallEnded {
         /// The call.
@@ -822,6 +830,7 @@ impl ServerMessage {
             | FileCancelled { .. }
             | CallIncoming { .. }
             | CallAccepted { .. }
+            | CallPeer { .. }
             | CallEnded { .. } => None,
         }
     }
@@ -900,5 +909,6 @@ pub const SERVER_TYPES: &[&str] = &[
     "file_cancelled",
     "call_incoming",
     "call_accepted",
+    "call_peer",
     "call_ended",
 ];
