@@ -234,7 +234,7 @@ async fn a_200_mb_file_survives_a_server_kill_and_a_receiver_stop_and_arrives_in
 #[tokio::test]
 async fn a_rejected_offer_tells_the_sender_and_cannot_be_fetched() -> Result<()> {
     let server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
+    let alice = server.core_user("alice").await?;
     let mut bob = server.core_user("bobby").await?;
     let files = tempfile::tempdir()?;
     let source = random_file(files.path(), "contract.pdf", 300_000, 3)?;
