@@ -160,6 +160,27 @@ describe('sending', () => {
     expect(listOf()[0]).toMatchObject({ state: 'sent', msg_id: 3 });
   });
 
+  it('reads a message the engine wrote itself once its "sent" arrives', async () => {
+    // A file offer's card: a re-read while it went from sending to sent missed it.
+    const card = msg({
+      msg_id: 12,
+      client_msg_id: 'card',
+      from: 'alice',
+      to: bob,
+      state: 'sent',
+      body: { kind: 'file', file_id: 'f1', name: 'a.pdf', size: 3, sha256: 'ab'.repeat(32) },
+    });
+    let stored: LocalMessage[] = [];
+    backend({ local_history: () => stored, history: () => [] });
+    await openConversation(bob);
+    vi.useFakeTimers();
+    stored = [card];
+    handleChatEvent({ type: 'sent', client_msg_id: 'card', msg_id: 12, ts: 5 });
+    await vi.advanceTimersByTimeAsync(150);
+    expect(ids(listOf())).toEqual(['card']);
+    expect(listOf()[0]).toMatchObject({ state: 'sent', msg_id: 12 });
+  });
+
   it('a failed message shows the translated reason; Retry sends it again', async () => {
     const queued: LocalMessage = msg({
       msg_id: null,

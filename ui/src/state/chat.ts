@@ -362,11 +362,27 @@ function applyStatus(list: readonly LocalMessage[], e: AppEvent): readonly Local
   }
 }
 
+let refreshTimer: ReturnType<typeof setTimeout> | undefined;
+
+/**
+ * A status for a message no list holds: usually one the engine wrote itself (a file offer's
+ * card, an image's message) that a re-read missed while it was between "sending" and "sent".
+ * Now it is sent and stored: read the open chat's newest page again (once per burst).
+ */
+function refreshActiveSoon(): void {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => {
+    const active = useChat.getState().active;
+    if (active) void refreshNewest(active);
+  }, 100);
+}
+
 function onStatus(e: AppEvent & { client_msg_id: string }): void {
   const found = forEachConvWith(e.client_msg_id, (key) =>
     patchMessages(key, (list) => applyStatus(list, e)),
   );
   if (!found) {
+    if (e.type === 'sent') refreshActiveSoon();
     if (early.size >= EARLY_MAX) {
       const oldest = early.keys().next().value;
       if (oldest !== undefined) early.delete(oldest);
