@@ -933,6 +933,9 @@ impl Transfers {
         t.info.done = t.ranges.total();
         self.save(store, &t).await?;
         let mut meter = Meter::new(t.info.done);
+        // Bytes that arrive in order are hashed as they come, which spares reading the whole
+        // file again at the end; after a resume or a gap the final pass does it instead.
+        let mut hashed = (t.ranges.total() == 0).then(|| (Sha256::new(), 0u64));
         loop {
             let missing = t.ranges.missing(t.info.size);
             if missing.is_empty() {
@@ -980,6 +983,12 @@ impl Transfers {
                     }
                     file.seek(SeekFrom::Start(offset)).await?;
                     file.write_all(&data).await?;
+                    hashed = hashed.and_then(|(mut h, upto)| {
+                        (offset == upto).then(|| {
+                            h.update(&data);
+                            (h, upto + data.len() as u64)
+                        })
+                    });
                     got += data.len() as u64;
                     // Recorded only once written: a restart re-fetches at most this piece.
                     t.ranges.insert(offset, offset + data.len() as u64);
@@ -996,7 +1005,10 @@ impl Transfers {
         file.sync_all().await?;
         drop(file);
         if !t.info.sha256.is_empty() {
-            let actual = sha256_file(&part).await?;
+            let actual = match hashed {
+                Some((h, upto)) if upto == t.info.size => format!("{:x}", h.finalize()),
+                _ => sha256_file(&part).await?,
+            };
             if actual != t.info.sha256 {
                 let _ = tokio::fs::remove_file(&part).await;
                 t.ranges = Ranges::default();
