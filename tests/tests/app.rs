@@ -360,6 +360,13 @@ async fn alice_sends_bob_a_file_and_an_image_he_saves_and_opens_full_size() -> R
     })
     .await?;
 
+    // Alice opens her own picture full size: her app serves the copy it sent from.
+    alice.click("image-thumb").await?;
+    alice
+        .attr_is("image-viewer", "data-state", "loaded")
+        .await?;
+    alice.keys("image-viewer-close", ESCAPE).await?;
+
     // Files dragged over the Square: the overlay says only images go there (the OS drag
     // itself cannot be driven here; the window's drag events are).
     alice.click("conv-square").await?;
