@@ -120,6 +120,14 @@ describe('a file card', () => {
     expect(el).toHaveTextContent('Your storage on the server is full');
   });
 
+  it('says nothing about an unknown transfer until the list is in, then that it is unknown', () => {
+    const t = transfer({ file_id: 'elsewhere' });
+    render(<FileCard body={bodyOf(t)} peerName="Bobby" />);
+    expect(screen.queryByTestId('file-status')).toBeNull();
+    act(() => useTransfers.setState({ loaded: true }));
+    expect(screen.getByTestId('file-status')).toHaveTextContent('not known on this device');
+  });
+
   it('follows the engine live', () => {
     const t = transfer({ state: 'downloading', size: 100, done: 10, rate: 10 });
     card(t);

@@ -116,6 +116,7 @@ export function TransferActions({
 export function FileCard({ body, peerName }: { body: FileBody; peerName: string }) {
   const { t, locale } = useI18n();
   const transfer = useTransfers((s) => s.byId[body.file_id]);
+  const loaded = useTransfers((s) => s.loaded);
   const view = cardView(transfer);
   const ext = extensionLabel(body.name);
   return (
@@ -138,9 +139,11 @@ export function FileCard({ body, peerName }: { body: FileBody; peerName: string 
         </span>
       </div>
       {view.showProgress && transfer && <TransferProgress transfer={transfer} />}
-      <div className="file-card-status" data-testid="file-status" title={transfer?.path ?? ''}>
-        {statusText(view, transfer, peerName, t)}
-      </div>
+      {(transfer || loaded) && (
+        <div className="file-card-status" data-testid="file-status" title={transfer?.path ?? ''}>
+          {statusText(view, transfer, peerName, t)}
+        </div>
+      )}
       <TransferActions fileId={body.file_id} actions={view.actions} />
     </div>
   );

@@ -11,9 +11,11 @@ interface TransfersState {
   byId: Record<string, TransferInfo>;
   /** Failed uploads the person has closed. */
   dismissed: Record<string, true>;
+  /** The list asked for at login is in (until then an unknown id is not yet known). */
+  loaded: boolean;
 }
 
-const initial: TransfersState = { byId: {}, dismissed: {} };
+const initial: TransfersState = { byId: {}, dismissed: {}, loaded: false };
 
 export const useTransfers = create<TransfersState>(() => initial);
 
@@ -55,9 +57,10 @@ export function mergeTransfers(
 export async function loadTransfers(): Promise<void> {
   try {
     const list = await call('transfers', {});
-    useTransfers.setState((s) => ({ byId: mergeTransfers(s.byId, list) }));
+    useTransfers.setState((s) => ({ byId: mergeTransfers(s.byId, list), loaded: true }));
   } catch {
     // Events fill the store meanwhile; the cards of older transfers say they are unknown.
+    useTransfers.setState({ loaded: true });
   }
 }
 
