@@ -547,6 +547,9 @@ impl Store {
         limit: u32,
     ) -> StoreResult<Vec<LocalMessage>> {
         let conv = conv_of(with);
+        // One read snapshot for both queries: a message that gets its `msg_id` between them
+        // would otherwise be in neither.
+        let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM messages WHERE conv = ? AND msg_id IS NOT NULL AND msg_id < ? \
              ORDER BY msg_id DESC LIMIT ?"
@@ -554,7 +557,7 @@ impl Store {
         .bind(&conv)
         .bind(before.unwrap_or(i64::MAX))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
         let mut out: Vec<LocalMessage> = Vec::with_capacity(rows.len());
         for row in rows.iter().rev() {
@@ -565,12 +568,13 @@ impl Store {
                 "SELECT {COLUMNS} FROM messages WHERE conv = ? AND msg_id IS NULL ORDER BY local_id"
             ))
             .bind(&conv)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
             for row in &pending {
                 out.extend(from_row(row)?);
             }
         }
+        tx.commit().await?;
         Ok(out)
     }
 

@@ -951,7 +951,10 @@ impl Transfers {
             t.chunk_size = status.chunk_size;
             let available = status.have.intersect(&missing);
             if available.is_empty() {
-                // The sender is still uploading (or offline): look again in a moment.
+                // The sender is still uploading (or offline): show what we have, look again in
+                // a moment.
+                t.info.rate = 0;
+                self.emit(&t.info);
                 tokio::time::sleep(WAIT_FOR_SENDER).await;
                 continue;
             }
