@@ -15,25 +15,34 @@ fn raise_fd_limit() {
     }
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGINT/SIGTERM handlers at once and returns a future that resolves on either.
+/// Installed before the ready file is written: a supervisor (or a test) that stops the server
+/// right after it said it is up must find it listening for the signal, not killed by it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -48,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     raise_fd_limit();
     let config = Config::resolve(Cli::parse()).context("while reading the configuration")?;
+    let shutdown = shutdown_signal();
     let listeners = Listeners::bind(&config)
         .await
         .with_context(|| format!("while binding {}:{}", config.bind, config.port))?;
@@ -65,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or_else(|| "off".into()),
         config.data_dir.display()
     );
-    natter_server::run(listeners, config, shutdown_signal())
+    natter_server::run(listeners, config, shutdown)
         .await
         .context("while serving")
 }
