@@ -353,26 +353,41 @@ async fn requests_before_login_get_not_authenticated() -> Result<()> {
 }
 
 #[tokio::test]
-async fn call_requests_are_not_implemented_yet() -> Result<()> {
+async fn malformed_call_requests_are_refused_and_unknown_calls_are_not_found() -> Result<()> {
     let server = TestServer::start().await?;
     let alice = server.user("alice").await?;
     let _bob = server.user("bobby").await?;
-    let later: Vec<ClientMessage> = vec![
-        ClientMessage::CallInvite {
+    for json in [
+        serde_json::json!({"type": "call_invite"}),
+        serde_json::json!({"type": "call_invite", "to": 7}),
+        serde_json::json!({"type": "call_answer", "call_id": "c"}),
+        serde_json::json!({"type": "call_answer", "call_id": "c", "accept": "yes"}),
+        serde_json::json!({"type": "call_hangup"}),
+    ] {
+        let what = json.to_string();
+        alice
+            .request_json(json)
+            .await?
+            .expect_error(ErrorCode::InvalidMessage)
+            .map_err(|e| e.context(what))?;
+    }
+    let unknown: Vec<ClientMessage> = vec![
+        ClientMessage::CallAnswer {
             id: alice.new_id(),
-            to: "bobby".into(),
+            call_id: "c".into(),
+            accept: true,
         },
         ClientMessage::CallHangup {
             id: alice.new_id(),
-            call_id: "c".into(),
+            call_id: "x".repeat(10_000),
         },
     ];
-    for message in later {
+    for message in unknown {
         let what = format!("{message:?}");
         alice
             .request(message)
             .await?
-            .expect_error(ErrorCode::NotImplemented)
+            .expect_error(ErrorCode::NotFound)
             .map_err(|e| e.context(what))?;
     }
     alice.list_online().await?;

@@ -75,6 +75,17 @@ pub struct Cli {
     /// grace period, between 100 ms and 30 s].
     #[arg(long, env = "NATTER_HOUSEKEEPING_INTERVAL_MS")]
     pub housekeeping_interval_ms: Option<u64>,
+    /// UDP port of the voice relay, on the --bind address; 0 picks a free one [default: 4005,
+    /// or a free one when --port is 0].
+    #[arg(long, env = "NATTER_RELAY_PORT")]
+    pub relay_port: Option<u16>,
+    /// Host name or IP address calls advertise for the relay (behind NAT: the public one); the
+    /// port is always the relay's [default: the address each client reached the server at].
+    #[arg(long, env = "NATTER_RELAY_HOST")]
+    pub relay_host: Option<String>,
+    /// How long a call rings before it ends with no_answer [default: 30000].
+    #[arg(long, env = "NATTER_RING_TIMEOUT_MS")]
+    pub ring_timeout_ms: Option<u64>,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -115,6 +126,12 @@ pub struct FileConfig {
     pub file_ttl_ms: Option<u64>,
     /// See [`Cli::housekeeping_interval_ms`].
     pub housekeeping_interval_ms: Option<u64>,
+    /// See [`Cli::relay_port`].
+    pub relay_port: Option<u16>,
+    /// See [`Cli::relay_host`].
+    pub relay_host: Option<String>,
+    /// See [`Cli::ring_timeout_ms`].
+    pub ring_timeout_ms: Option<u64>,
     /// Rate limits.
     pub limits: Option<Limits>,
 }
@@ -181,6 +198,12 @@ pub struct Config {
     pub file_ttl: Duration,
     /// Period of the housekeeping chores.
     pub housekeeping_interval: Duration,
+    /// UDP port of the voice relay (0: any free one).
+    pub relay_port: u16,
+    /// What calls advertise as the relay's host, or `None` for the address each client reached.
+    pub relay_host: Option<String>,
+    /// How long a call rings unanswered.
+    pub ring_timeout: Duration,
     /// Rate limits.
     pub limits: Limits,
 }
@@ -193,6 +216,9 @@ pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 32 << 20;
 pub const DEFAULT_USER_QUOTA_BYTES: u64 = 20 << 30;
 /// Default transfer lifetime: 7 days.
 pub const DEFAULT_FILE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Default ring timeout (PROTOCOL.md §5.8 recommends 30 s).
+pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Housekeeping runs twice per guest grace period, so a guest's name frees up at most half a
 /// period late, but never busier than every 100 ms nor lazier than every 30 s.
@@ -220,6 +246,9 @@ impl Config {
             user_quota_bytes: DEFAULT_USER_QUOTA_BYTES,
             file_ttl: DEFAULT_FILE_TTL,
             housekeeping_interval: default_housekeeping(Duration::from_secs(120)),
+            relay_port: 0,
+            relay_host: None,
+            ring_timeout: DEFAULT_RING_TIMEOUT,
             limits: Limits::default(),
         }
     }
@@ -268,10 +297,22 @@ impl Config {
             .guest_grace_ms
             .or(file.guest_grace_ms)
             .unwrap_or(120_000));
+        let port = cli.port.or(file.port).unwrap_or(natter_proto::DEFAULT_PORT);
+        // A server told to pick a free TCP port (tests, benchmarks) picks a free UDP port too,
+        // so that several of them, or one next to a real server, never fight over 4005.
+        let relay_port = cli.relay_port.or(file.relay_port).unwrap_or(if port == 0 {
+            0
+        } else {
+            natter_proto::DEFAULT_RELAY_PORT
+        });
+        let relay_host = match cli.relay_host.or(file.relay_host) {
+            Some(host) => Some(relay_host(&host)?),
+            None => None,
+        };
         let config = Self {
             data_dir,
             bind: cli.bind.or(file.bind).unwrap_or(IpAddr::from([0, 0, 0, 0])),
-            port: cli.port.or(file.port).unwrap_or(natter_proto::DEFAULT_PORT),
+            port,
             tls_port: if no_tls {
                 None
             } else {
@@ -322,6 +363,13 @@ impl Config {
                 .or(file.housekeeping_interval_ms)
                 .map(ms)
                 .unwrap_or_else(|| default_housekeeping(guest_grace)),
+            relay_port,
+            relay_host,
+            ring_timeout: cli
+                .ring_timeout_ms
+                .or(file.ring_timeout_ms)
+                .map(ms)
+                .unwrap_or(DEFAULT_RING_TIMEOUT),
             limits,
         };
         if config.heartbeat_interval.is_zero() || config.idle_timeout <= config.heartbeat_interval {
@@ -348,6 +396,11 @@ impl Config {
                 "file_ttl_ms must be positive and below 2^62".into(),
             ));
         }
+        if config.ring_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "ring_timeout_ms must be positive".into(),
+            ));
+        }
         if config.housekeeping_interval.is_zero() {
             return Err(ConfigError::Invalid(
                 "housekeeping_interval_ms must be positive".into(),
@@ -355,6 +408,29 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// Checks a `relay_host` and writes it the way `host:port` needs it (an IPv6 literal in
+/// brackets).
+fn relay_host(host: &str) -> Result<String, ConfigError> {
+    let host = host.trim();
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = bare.parse::<std::net::Ipv6Addr>() {
+        return Ok(format!("[{ip}]"));
+    }
+    let is_name_or_v4 = !bare.is_empty()
+        && bare
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    if !is_name_or_v4 {
+        return Err(ConfigError::Invalid(format!(
+            "relay_host `{host}` is not a host name or IP address (the port is relay_port's)"
+        )));
+    }
+    Ok(bare.to_owned())
 }
 
 #[cfg(test)]
@@ -411,6 +487,65 @@ mod tests {
         assert_eq!(c.user_quota_bytes, 20 * 1024 * 1024 * 1024);
         assert_eq!(c.file_ttl, Duration::from_secs(7 * 24 * 3600));
         assert_eq!(c.housekeeping_interval, Duration::from_secs(30));
+        assert_eq!(c.relay_port, 4005);
+        assert_eq!(c.relay_host, None);
+        assert_eq!(c.ring_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn call_settings_resolve_and_a_free_tcp_port_means_a_free_relay_port() {
+        let base = || Cli {
+            data_dir: Some("/tmp/x".into()),
+            ..Cli::default()
+        };
+        let ephemeral = Config::merge(
+            Cli {
+                port: Some(0),
+                ..base()
+            },
+            FileConfig::default(),
+        )
+        .expect("valid");
+        assert_eq!(ephemeral.relay_port, 0);
+        let file: FileConfig = toml::from_str(
+            "relay_port = 6005\nrelay_host = \"chat.example.org\"\nring_timeout_ms = 250\n",
+        )
+        .expect("toml");
+        let c = Config::merge(
+            Cli {
+                port: Some(0),
+                ..base()
+            },
+            file,
+        )
+        .expect("valid");
+        assert_eq!(c.relay_port, 6005, "an explicit relay port wins");
+        assert_eq!(c.relay_host.as_deref(), Some("chat.example.org"));
+        assert_eq!(c.ring_timeout, Duration::from_millis(250));
+        let v6 = Config::merge(
+            Cli {
+                relay_host: Some("2001:db8::7".into()),
+                ..base()
+            },
+            FileConfig::default(),
+        )
+        .expect("valid");
+        assert_eq!(v6.relay_host.as_deref(), Some("[2001:db8::7]"));
+        for bad in ["", "host:4005", "a b"] {
+            let cli = Cli {
+                relay_host: Some(bad.into()),
+                ..base()
+            };
+            assert!(
+                Config::merge(cli, FileConfig::default()).is_err(),
+                "relay_host {bad:?} is refused"
+            );
+        }
+        let cli = Cli {
+            ring_timeout_ms: Some(0),
+            ..base()
+        };
+        assert!(Config::merge(cli, FileConfig::default()).is_err());
     }
 
     #[test]

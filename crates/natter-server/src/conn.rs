@@ -229,14 +229,20 @@ async fn on_read<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Serves one connection until it closes; cleans up its session afterwards.
-pub async fn serve<S>(stream: S, peer: SocketAddr, ctx: Arc<Ctx>, shutdown: CancellationToken)
-where
+/// Serves one connection until it closes; cleans up its session afterwards. `local` is the
+/// server's end of the TCP connection.
+pub async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    local: SocketAddr,
+    ctx: Arc<Ctx>,
+    shutdown: CancellationToken,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let conn_id = ctx.next_conn_id();
     let (push_tx, mut push_rx) = mpsc::channel(SESSION_QUEUE);
-    let mut state = ConnState::new(conn_id, peer.ip(), push_tx, &ctx.config.limits);
+    let mut state = ConnState::new(conn_id, peer.ip(), local.ip(), push_tx, &ctx.config.limits);
     let mut w = Writer {
         framed: Framed::new(stream, FrameCodec::new(ctx.config.max_frame_bytes)),
         last_tx: Instant::now(),

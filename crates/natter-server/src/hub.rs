@@ -5,7 +5,8 @@
 //! database and come again at its next login), so one stuck client never stalls the others.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use natter_proto::{MsgId, OnlineUser, PresenceScope, ServerMessage};
@@ -59,6 +60,7 @@ impl SessionControl {
 #[derive(Debug)]
 struct Entry {
     conn_id: u64,
+    local_ip: IpAddr,
     user: OnlineUser,
     scope: PresenceScope,
     friends: HashSet<UserId>,
@@ -73,6 +75,8 @@ pub struct Attach {
     pub user_id: UserId,
     /// Connection id.
     pub conn_id: u64,
+    /// The server's address the connection came in on (calls name the relay by it).
+    pub local_ip: IpAddr,
     /// Public identity.
     pub user: OnlineUser,
     /// Which presence pushes the connection wants.
@@ -126,6 +130,7 @@ impl Hub {
     pub fn attach(&self, attach: Attach) -> bool {
         let entry = Entry {
             conn_id: attach.conn_id,
+            local_ip: attach.local_ip,
             user: attach.user.clone(),
             scope: attach.scope,
             friends: attach.friends,
@@ -210,6 +215,18 @@ impl Hub {
         self.lock().sessions.get(&user_id).map(|e| e.user.clone())
     }
 
+    /// A handle on an online user's current session, for pushes bound to that connection.
+    pub fn link(&self, user_id: UserId) -> Option<SessionLink> {
+        self.lock().sessions.get(&user_id).map(|e| SessionLink {
+            user_id,
+            username: e.user.username.clone(),
+            conn_id: e.conn_id,
+            local_ip: e.local_ip,
+            tx: e.tx.clone(),
+            control: e.control.clone(),
+        })
+    }
+
     /// Whether a user is online.
     pub fn is_online(&self, user_id: UserId) -> bool {
         self.lock().contains_key(&user_id)
@@ -288,10 +305,62 @@ impl Hub {
 }
 
 fn deliver(entry: &Entry, push: Push) {
-    if let Err(mpsc::error::TrySendError::Full(_)) = entry.tx.try_send(push) {
-        tracing::warn!(user = %entry.user.username, "session lags behind its pushes; closing it");
-        // Dropping the push is safe: private messages stay queued in the database until acked.
-        entry.control.kick("lagging");
+    deliver_to(&entry.tx, &entry.control, &entry.user.username, push);
+}
+
+fn deliver_to(tx: &mpsc::Sender<Push>, control: &SessionControl, username: &str, push: Push) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(push) {
+        tracing::warn!(user = %username, "session lags behind its pushes; closing it");
+        // Dropping the push is safe: private messages stay queued in the database until acked,
+        // and a call whose session ends is ended for the other side.
+        control.kick("lagging");
+    }
+}
+
+/// One session's push channel, held by something that outlives a single request (a call): its
+/// pushes go to that connection only, never to a later session of the same user.
+#[derive(Debug, Clone)]
+pub struct SessionLink {
+    /// User id.
+    pub user_id: UserId,
+    /// Username, display form.
+    pub username: String,
+    /// The connection the session lives on.
+    pub conn_id: u64,
+    /// The server's address that connection came in on.
+    pub local_ip: IpAddr,
+    tx: mpsc::Sender<Push>,
+    control: Arc<SessionControl>,
+}
+
+impl SessionLink {
+    /// A link to a session from its connection's own parts.
+    pub fn new(
+        user_id: UserId,
+        username: String,
+        conn_id: u64,
+        local_ip: IpAddr,
+        tx: mpsc::Sender<Push>,
+        control: Arc<SessionControl>,
+    ) -> Self {
+        Self {
+            user_id,
+            username,
+            conn_id,
+            local_ip,
+            tx,
+            control,
+        }
+    }
+
+    /// Queues a push on that connection; a connection already gone is skipped silently.
+    pub fn push(&self, message: &ServerMessage) {
+        deliver_to(
+            &self.tx,
+            &self.control,
+            &self.username,
+            Push::Frame(encode_payload(message)),
+        );
     }
 }
 

@@ -5,8 +5,9 @@
 //! holds all SQL, with chat messages going through the batching [`persist`] writer → [`hub`]
 //! routes pushes to online sessions. Configuration is in [`config`], TLS in [`tls`], rate limits
 //! in [`ratelimit`], file transfers' bytes, ranges, hash checks and fetch streaming in
-//! [`transfer`].
+//! [`transfer`], voice-call state and the UDP media relay in [`calls`].
 
+pub mod calls;
 pub mod config;
 pub mod conn;
 pub mod handlers;
@@ -38,6 +39,8 @@ pub struct Ctx {
     pub ip_limits: ratelimit::IpLimiter,
     /// File transfers' bytes and hash checks.
     pub transfers: transfer::Transfers,
+    /// Calls in progress, shared with the relay.
+    pub calls: Arc<calls::Calls>,
     /// Wall clock in milliseconds (replaceable in tests).
     pub clock: fn() -> i64,
     conn_ids: AtomicU64,

@@ -60,19 +60,20 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     let listeners = Listeners::bind(&config)
         .await
-        .with_context(|| format!("while binding {}:{}", config.bind, config.port))?;
+        .with_context(|| format!("while binding the listeners on {}", config.bind))?;
     if let Some(path) = &config.ready_file {
         listeners
             .write_ready_file(path)
             .with_context(|| format!("while writing the ready file {}", path.display()))?;
     }
     eprintln!(
-        "natter-server: plain {} tls {} data {}",
+        "natter-server: plain {} tls {} relay udp {} data {}",
         listeners.plain_addr()?,
         listeners
             .tls_addr()?
             .map(|a| a.to_string())
             .unwrap_or_else(|| "off".into()),
+        listeners.relay_addr()?,
         config.data_dir.display()
     );
     natter_server::run(listeners, config, shutdown)

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use natter_proto::{ErrorCode, Frame, FrameCodec, ServerMessage};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::codec::Encoder;
 use tokio_util::sync::CancellationToken;
 
+use crate::calls::{self, Calls};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::persist::Writer;
@@ -35,6 +36,14 @@ pub enum ServerError {
     /// TLS setup failed.
     #[error("{0}")]
     Tls(#[from] TlsError),
+    /// The voice relay's UDP port could not be bound.
+    #[error("voice relay on UDP {addr}: {source}")]
+    Relay {
+        /// The address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// The directory for transfer bytes could not be created.
     #[error("file store {path}: {source}")]
     Files {
@@ -51,6 +60,8 @@ pub struct Listeners {
     pub plain: TcpListener,
     /// TLS listener and its certificate.
     pub tls: Option<(TcpListener, TlsSetup)>,
+    /// The voice relay's UDP socket.
+    pub relay: UdpSocket,
 }
 
 impl Listeners {
@@ -67,7 +78,14 @@ impl Listeners {
             }
             None => None,
         };
-        Ok(Self { plain, tls })
+        let relay_addr = SocketAddr::new(config.bind, config.relay_port);
+        let relay = UdpSocket::bind(relay_addr)
+            .await
+            .map_err(|source| ServerError::Relay {
+                addr: relay_addr,
+                source,
+            })?;
+        Ok(Self { plain, tls, relay })
     }
 
     /// The bound plain address.
@@ -80,11 +98,17 @@ impl Listeners {
         self.tls.as_ref().map(|(l, _)| l.local_addr()).transpose()
     }
 
+    /// The bound relay address.
+    pub fn relay_addr(&self) -> std::io::Result<SocketAddr> {
+        self.relay.local_addr()
+    }
+
     /// Writes the ready file: addresses and certificate fingerprint, atomically.
     pub fn write_ready_file(&self, path: &Path) -> std::io::Result<()> {
         let doc = serde_json::json!({
             "plain": self.plain_addr()?.to_string(),
             "tls": self.tls_addr()?.map(|a| a.to_string()),
+            "relay": self.relay_addr()?.to_string(),
             "cert_sha256": self.tls.as_ref().map(|(_, t)| t.cert_sha256.clone()),
             "cert_pem": self.tls.as_ref().map(|(_, t)| t.cert_path.display().to_string()),
             "pid": std::process::id(),
@@ -115,6 +139,8 @@ pub async fn run(
     transfers.recover(&store).await;
     let hub = Arc::new(Hub::default());
     let (writer, writer_task) = Writer::spawn(store.clone(), hub.clone(), now_ms);
+    let relay_addr = listeners.relay_addr()?;
+    let calls = Arc::new(Calls::new(&config, relay_addr.port()));
     let ctx = Arc::new(Ctx {
         config: config.clone(),
         store: store.clone(),
@@ -122,6 +148,7 @@ pub async fn run(
         writer,
         ip_limits: IpLimiter::default(),
         transfers,
+        calls: calls.clone(),
         clock: now_ms,
         conn_ids: AtomicU64::new(1),
     });
@@ -129,7 +156,13 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let mut tasks = JoinSet::new();
 
-    tracing::info!(plain = %listeners.plain_addr()?, tls = ?listeners.tls_addr()?, "natter-server listening");
+    tracing::info!(plain = %listeners.plain_addr()?, tls = ?listeners.tls_addr()?, relay = %relay_addr, "natter-server listening");
+    tasks.spawn(calls::relay::serve(
+        listeners.relay,
+        calls.clone(),
+        cancel.clone(),
+    ));
+    tasks.spawn(calls::ring_timer(calls, cancel.clone()));
     tasks.spawn(accept_loop(
         listeners.plain,
         None,
@@ -193,6 +226,11 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        // The server's end of this connection: an address the client can evidently reach, so
+        // calls advertise the relay there.
+        let local = stream
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::new(ctx.config.bind, 0));
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             connections.spawn(refuse_busy(stream));
             continue;
@@ -202,7 +240,7 @@ async fn accept_loop(
         let tls = tls.clone();
         connections.spawn(async move {
             match tls {
-                None => conn::serve(stream, peer, ctx, cancel).await,
+                None => conn::serve(stream, peer, local, ctx, cancel).await,
                 Some(setup) => {
                     match tokio::time::timeout(
                         Duration::from_secs(10),
@@ -210,7 +248,7 @@ async fn accept_loop(
                     )
                     .await
                     {
-                        Ok(Ok(stream)) => conn::serve(stream, peer, ctx, cancel).await,
+                        Ok(Ok(stream)) => conn::serve(stream, peer, local, ctx, cancel).await,
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }

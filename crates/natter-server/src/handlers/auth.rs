@@ -312,6 +312,7 @@ async fn establish(
     let took_over = ctx.hub.attach(Attach {
         user_id: user.id,
         conn_id: state.conn_id,
+        local_ip: state.local_ip,
         user: me,
         scope: state.scope,
         friends: friend_ids.clone(),
@@ -427,6 +428,9 @@ pub async fn end_session(ctx: &Ctx, state: &mut ConnState, final_: bool) {
     let Some(session) = state.session.take() else {
         return;
     };
+    // A call belongs to the session that placed or took it (PROTOCOL.md §5.8): whatever ends
+    // the session (a drop, a kick, logout, erase) ends the call for the other side too.
+    ctx.calls.leave(session.user_id, state.conn_id);
     state.pushed.clear();
     // A fetch belongs to the session that asked for it.
     state.fetches.clear();

@@ -165,6 +165,9 @@ pub struct ConnState {
     pub conn_id: u64,
     /// The client's address as the socket reports it (never what the client claims).
     pub peer_ip: IpAddr,
+    /// The server's address this connection came in on: the relay is advertised at it, since
+    /// that is an address the client can reach.
+    pub local_ip: IpAddr,
     /// `hello` was accepted.
     pub greeted: bool,
     /// Presence pushes wanted.
@@ -186,12 +189,14 @@ impl ConnState {
     pub fn new(
         conn_id: u64,
         peer_ip: IpAddr,
+        local_ip: IpAddr,
         push_tx: mpsc::Sender<Push>,
         limits: &Limits,
     ) -> Self {
         Self {
             conn_id,
             peer_ip,
+            local_ip,
             greeted: false,
             scope: PresenceScope::All,
             session: None,
@@ -221,6 +226,22 @@ pub fn ip_limited(wait: std::time::Duration) -> Refusal {
         code: ErrorCode::RateLimited,
         message: "too many attempts from your address; slow down".into(),
         retry_after_ms: Some(wait.as_millis().max(1) as u64),
+    }
+}
+
+impl ConnState {
+    /// A handle on this connection's session for pushes that outlive the request (calls).
+    pub fn link(&self) -> Option<crate::hub::SessionLink> {
+        self.session.as_ref().map(|s| {
+            crate::hub::SessionLink::new(
+                s.user_id,
+                s.username.clone(),
+                self.conn_id,
+                self.local_ip,
+                self.push_tx.clone(),
+                s.control.clone(),
+            )
+        })
     }
 }
 
@@ -355,6 +376,12 @@ async fn handle(
             len,
         } => files::fetch(ctx, state, &id, &file_id, offset, len).await,
         M::FileCancel { id, file_id } => files::cancel(ctx, state, &id, &file_id).await,
-        M::CallInvite { .. } | M::CallAnswer { .. } | M::CallHangup { .. } => calls::not_yet(state),
+        M::CallInvite { id, to } => calls::invite(ctx, state, &id, &to).await,
+        M::CallAnswer {
+            id,
+            call_id,
+            accept,
+        } => calls::answer(ctx, state, &id, &call_id, accept),
+        M::CallHangup { id, call_id } => calls::hangup(ctx, state, &id, &call_id),
     }
 }

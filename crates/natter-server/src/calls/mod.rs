@@ -1,0 +1,194 @@
+//! Voice calls (PROTOCOL.md §5.8): who is calling whom, and the UDP relay that carries their
+//! audio when the peers cannot reach each other.
+//!
+//! [`registry`] is the state machine and the relay's forwarding rule, pure and unit tested.
+//! [`Calls`] shares it between the request handlers (`handlers/calls.rs`), the end of a session
+//! (`handlers::auth::end_session`), the ring timer ([`ring_timer`]) and the relay loop
+//! ([`relay`]), and delivers the pushes it produces while still holding its lock, so every
+//! participant sees a call's events in the order they happened (never a `call_peer` after its
+//! `call_ended`). Calls live in memory only: a restart drops every connection anyway.
+
+pub mod registry;
+pub mod relay;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use natter_proto::CallEndReason;
+use rand::RngCore;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::hub::SessionLink;
+use crate::store::UserId;
+pub use registry::{CallError, Invited, Member, Token, Verdict};
+use registry::{Effects, Registry};
+
+/// Every call in progress, and how to reach the relay.
+#[derive(Debug)]
+pub struct Calls {
+    registry: Mutex<Registry<SessionLink>>,
+    /// Wakes the ring timer when a call starts ringing (its deadline may be the earliest).
+    ringing: tokio::sync::Notify,
+    ring_timeout: Duration,
+    relay_host: Option<String>,
+    relay_port: u16,
+}
+
+impl Calls {
+    /// No calls yet; `relay_port` is the port the relay is actually bound to.
+    pub fn new(config: &Config, relay_port: u16) -> Self {
+        Self {
+            registry: Mutex::new(Registry::new(config.limits.enabled)),
+            ringing: tokio::sync::Notify::new(),
+            ring_timeout: config.ring_timeout,
+            relay_host: config.relay_host.clone(),
+            relay_port,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry<SessionLink>> {
+        // A panic while holding this lock leaves plain data behind; keep serving.
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The relay's `host:port` for a client that reached the server at `local_ip`: the
+    /// configured host, else that very address, which the client can evidently reach.
+    pub fn relay_addr_for(&self, local_ip: IpAddr) -> String {
+        match &self.relay_host {
+            Some(host) => format!("{host}:{}", self.relay_port),
+            // A v4 client on a dual-stack socket shows up as ::ffff:a.b.c.d; it can only use
+            // the v4 form.
+            None => SocketAddr::new(local_ip.to_canonical(), self.relay_port).to_string(),
+        }
+    }
+
+    /// A participant as the registry keeps them.
+    pub fn member(&self, link: SessionLink) -> Member<SessionLink> {
+        Member {
+            user_id: link.user_id,
+            username: link.username.clone(),
+            conn_id: link.conn_id,
+            relay_addr: self.relay_addr_for(link.local_ip),
+            link,
+        }
+    }
+
+    /// Whether a user takes part in a call.
+    pub fn is_in_call(&self, user_id: UserId) -> bool {
+        self.lock().is_in_call(user_id)
+    }
+
+    /// `call_invite`; `callee` is `None` when they are offline. Rings the callee and returns
+    /// the new call's id, with the reason it ended at once (busy, offline) if it did; the
+    /// caller's own replies are the handler's to write.
+    pub fn invite(
+        &self,
+        caller: SessionLink,
+        callee: Option<SessionLink>,
+    ) -> Result<(String, Option<CallEndReason>), CallError> {
+        let caller = self.member(caller);
+        let callee = callee.map(|link| self.member(link));
+        let now = Instant::now();
+        let mut registry = self.lock();
+        let (call_id, invited) =
+            registry.invite(caller, callee, now + self.ring_timeout, now, fresh_ids)?;
+        let ended_at_once = match invited {
+            Invited::Ringing(effects) => {
+                deliver(&effects);
+                self.ringing.notify_one();
+                None
+            }
+            Invited::Busy => Some(CallEndReason::Busy),
+            Invited::Offline => Some(CallEndReason::Offline),
+        };
+        Ok((call_id, ended_at_once))
+    }
+
+    /// `call_answer`.
+    pub fn answer(
+        &self,
+        call_id: &str,
+        user_id: UserId,
+        conn_id: u64,
+        accept: bool,
+    ) -> Result<(), CallError> {
+        let mut registry = self.lock();
+        deliver(&registry.answer(call_id, user_id, conn_id, accept)?);
+        Ok(())
+    }
+
+    /// `call_hangup`.
+    pub fn hangup(&self, call_id: &str, user_id: UserId, conn_id: u64) -> Result<(), CallError> {
+        let mut registry = self.lock();
+        deliver(&registry.hangup(call_id, user_id, conn_id)?);
+        Ok(())
+    }
+
+    /// A session ended: its call ends with `connection_lost`.
+    pub fn leave(&self, user_id: UserId, conn_id: u64) {
+        let mut registry = self.lock();
+        deliver(&registry.leave(user_id, conn_id));
+    }
+
+    /// The relay's verdict on one datagram (see [`Registry::on_packet`]); garbage is dropped
+    /// before the lock is taken.
+    pub fn on_datagram(&self, datagram: &[u8], from: SocketAddr, now: Instant) -> Verdict {
+        let Ok(packet) = natter_proto::media::Packet::decode(datagram) else {
+            return Verdict::Drop;
+        };
+        let mut registry = self.lock();
+        let (verdict, effects) = registry.on_packet(&packet, from, now);
+        deliver(&effects);
+        verdict
+    }
+
+    fn expire(&self, now: Instant) -> Option<Instant> {
+        let mut registry = self.lock();
+        deliver(&registry.expire(now));
+        registry.next_deadline()
+    }
+}
+
+/// Pushes while the registry is locked: a push only queues a frame (never waits), and the lock
+/// orders each call's events the same for both participants.
+fn deliver(effects: &Effects<SessionLink>) {
+    for (link, message) in effects {
+        link.push(message);
+    }
+}
+
+/// A call id and a media token nobody can guess: 128 random bits each.
+fn fresh_ids() -> (String, Token) {
+    let mut id = [0u8; 16];
+    let mut token = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut id);
+    rand::rngs::OsRng.fill_bytes(&mut token);
+    (
+        format!("call-{}", natter_proto::media::token_hex(&id)),
+        token,
+    )
+}
+
+/// Ends calls nobody answered within the ring timeout, sleeping until the earliest deadline.
+pub async fn ring_timer(calls: Arc<Calls>, cancel: CancellationToken) {
+    loop {
+        let next = calls.expire(Instant::now());
+        let sleep = async {
+            match next {
+                Some(deadline) => {
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            // A permit is stored when nobody waits, so a call that starts ringing between
+            // `expire` and here still wakes us.
+            _ = calls.ringing.notified() => {}
+            _ = sleep => {}
+        }
+    }
+}
