@@ -1,6 +1,7 @@
 //! The pieces of the harness; `lib.rs` re-exports what scenarios use.
 
 pub mod app;
+pub mod calls;
 pub mod client;
 pub mod core;
 pub mod files;

@@ -35,6 +35,9 @@ pub struct ReadyFile {
     /// Absolute path of the PEM certificate.
     #[serde(default)]
     pub cert_pem: Option<PathBuf>,
+    /// The voice relay's UDP socket; `None` from a server that predates calls.
+    #[serde(default)]
+    pub relay: Option<SocketAddr>,
     /// The server's process id.
     pub pid: u32,
 }
@@ -100,6 +103,13 @@ impl TestServer {
         self.ready
             .tls
             .ok_or_else(|| anyhow!("the server has no TLS listener (ready file says tls: null)"))
+    }
+
+    /// The voice relay's UDP address.
+    pub fn relay_addr(&self) -> Result<SocketAddr> {
+        self.ready
+            .relay
+            .ok_or_else(|| anyhow!("the ready file names no relay address"))
     }
 
     /// The server's certificate (DER), checked against the ready file's fingerprint.
@@ -207,7 +217,11 @@ impl TestServer {
         if self.child.is_some() {
             self.terminate().await?;
         }
-        let ports = (self.ready.plain.port(), self.ready.tls.map(|a| a.port()));
+        let ports = Ports {
+            plain: self.ready.plain.port(),
+            tls: self.ready.tls.map(|a| a.port()),
+            relay: self.ready.relay.map(|a| a.port()),
+        };
         self.starts += 1;
         let (child, ready) = spawn(
             self.base_dir(),
@@ -271,12 +285,19 @@ impl Drop for TestServer {
     }
 }
 
+/// The ports of a run, pinned again by a restart.
+struct Ports {
+    plain: u16,
+    tls: Option<u16>,
+    relay: Option<u16>,
+}
+
 /// Spawns the server and waits for its ready file. `ports` pins the ports of a restart.
 async fn spawn(
     dir: &Path,
     args: &[String],
     env: &[(String, String)],
-    ports: Option<(u16, Option<u16>)>,
+    ports: Option<Ports>,
     start_number: u32,
 ) -> Result<(Child, ReadyFile)> {
     let bin = server_binary()?;
@@ -297,7 +318,11 @@ async fn spawn(
         use std::io::Write;
         writeln!(log, "==== natter-e2e: start #{start_number} ====")?;
     }
-    let (plain_port, tls_port) = ports.unwrap_or((0, Some(0)));
+    let ports = ports.unwrap_or(Ports {
+        plain: 0,
+        tls: Some(0),
+        relay: Some(0),
+    });
     let mut cmd = Command::new(&bin);
     // A developer's exported NATTER_* settings must not change what the tests see.
     for (key, _) in std::env::vars_os() {
@@ -307,8 +332,9 @@ async fn spawn(
     }
     cmd.arg("--data-dir")
         .arg(&data)
-        .args(["--bind", "127.0.0.1", "--port", &plain_port.to_string()])
-        .args(["--tls-port", &tls_port.unwrap_or(0).to_string()])
+        .args(["--bind", "127.0.0.1", "--port", &ports.plain.to_string()])
+        .args(["--tls-port", &ports.tls.unwrap_or(0).to_string()])
+        .args(["--relay-port", &ports.relay.unwrap_or(0).to_string()])
         .arg("--ready-file")
         .arg(&ready_path)
         .args(args)
