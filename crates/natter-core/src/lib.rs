@@ -16,6 +16,7 @@ pub mod store;
 pub mod transfer;
 mod transfers;
 pub mod transport;
+pub mod voice;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
