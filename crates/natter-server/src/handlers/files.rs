@@ -240,7 +240,7 @@ pub async fn chunk(
     if len > 0 {
         ctx.transfers
             .blobs
-            .write_at(&t.file_id, offset, bytes)
+            .write_at(&t.file_id, offset, bytes.clone())
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, file_id = %t.file_id, "chunk write failed");
@@ -254,6 +254,8 @@ pub async fn chunk(
         }
         return Err(not_found());
     };
+    // Only bytes that are written and recorded count towards the running hash.
+    ctx.transfers.stored(&t.file_id, offset, &bytes);
     if have.covers(t.size) {
         Ok(verify(ctx, &t, id))
     } else {
@@ -263,7 +265,10 @@ pub async fn chunk(
 
 /// Starts the SHA-256 check of a fully stored transfer; the chunk's reply is its verdict.
 fn verify(ctx: &Ctx, t: &TransferRecord, id: String) -> Outcome {
-    let Some(check) = ctx.transfers.verify(&ctx.store, &t.file_id, &t.sha256) else {
+    let Some(check) = ctx
+        .transfers
+        .verify(&ctx.store, &t.file_id, t.size, &t.sha256)
+    else {
         // A check is under way; the chunk that started it hears the verdict.
         return Outcome::ok(&id);
     };

@@ -8,12 +8,13 @@ pub mod blobs;
 pub mod fetch;
 pub mod ranges;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use natter_proto::{FileKind, ServerMessage};
 use rand::RngCore;
+use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
@@ -103,8 +104,15 @@ pub struct Transfers {
     /// The bytes on disk.
     pub blobs: Blobs,
     verifying: Arc<Mutex<HashSet<String>>>,
+    /// SHA-256 of uploads whose bytes have so far arrived in order, with how far they reach:
+    /// the check at completion then needs no second read of the file. Memory only; after a
+    /// restart, a gap or a resend the check reads the file instead.
+    streaming: Mutex<HashMap<String, (Sha256, u64)>>,
     tasks: TaskTracker,
 }
+
+/// Most uploads hashed as they arrive (an abandoned one holds ~100 bytes until evicted).
+const STREAMING_MAX: usize = 4096;
 
 impl Transfers {
     /// Transfer state over the bytes in `blobs`.
@@ -112,8 +120,41 @@ impl Transfers {
         Self {
             blobs,
             verifying: Arc::default(),
+            streaming: Mutex::default(),
             tasks: TaskTracker::new(),
         }
+    }
+
+    /// Feeds stored bytes at `offset` to the transfer's running hash if they continue it;
+    /// anything else (a gap, a resend) drops the running hash for good.
+    pub fn stored(&self, file_id: &str, offset: u64, bytes: &[u8]) {
+        let mut streaming = lock(&self.streaming);
+        match streaming.get_mut(file_id) {
+            Some((hasher, upto)) if *upto == offset => {
+                hasher.update(bytes);
+                *upto += bytes.len() as u64;
+            }
+            Some(_) => {
+                streaming.remove(file_id);
+            }
+            None if offset == 0 => {
+                if streaming.len() >= STREAMING_MAX {
+                    if let Some(old) = streaming.keys().next().cloned() {
+                        streaming.remove(&old);
+                    }
+                }
+                let mut hasher = Sha256::new();
+                hasher.update(bytes);
+                streaming.insert(file_id.to_owned(), (hasher, bytes.len() as u64));
+            }
+            None => {}
+        }
+    }
+
+    /// The running hash of `file_id` if it covers exactly `size` bytes (and forgets it).
+    fn streamed(&self, file_id: &str, size: u64) -> Option<String> {
+        let (hasher, upto) = lock(&self.streaming).remove(file_id)?;
+        (upto == size).then(|| format!("{:x}", hasher.finalize()))
     }
 
     /// Starts checking a fully stored transfer's SHA-256, unless a check of it is already
@@ -123,15 +164,17 @@ impl Transfers {
         &self,
         store: &Store,
         file_id: &str,
+        size: u64,
         sha256: &str,
     ) -> Option<JoinHandle<Verdict>> {
         if !lock(&self.verifying).insert(file_id.to_owned()) {
             return None;
         }
+        let streamed = self.streamed(file_id, size);
         let (store, blobs, verifying) = (store.clone(), self.blobs.clone(), self.verifying.clone());
         let (file_id, expected) = (file_id.to_owned(), sha256.to_owned());
         Some(self.tasks.spawn(async move {
-            let verdict = check(&store, &blobs, &file_id, &expected).await;
+            let verdict = check(&store, &blobs, &file_id, &expected, streamed).await;
             lock(&verifying).remove(&file_id);
             tracing::info!(%file_id, ?verdict, "transfer checked");
             verdict
@@ -152,7 +195,7 @@ impl Transfers {
         match store.unverified_transfers().await {
             Ok(transfers) => {
                 for t in transfers.iter().filter(|t| t.have.covers(t.size)) {
-                    drop(self.verify(store, &t.file_id, &t.sha256));
+                    drop(self.verify(store, &t.file_id, t.size, &t.sha256));
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not list unverified transfers"),
@@ -178,8 +221,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn check(store: &Store, blobs: &Blobs, file_id: &str, expected: &str) -> Verdict {
-    match blobs.sha256(file_id).await {
+async fn check(
+    store: &Store,
+    blobs: &Blobs,
+    file_id: &str,
+    expected: &str,
+    streamed: Option<String>,
+) -> Verdict {
+    let actual = match streamed {
+        Some(hash) => Ok(hash),
+        None => blobs.sha256(file_id).await,
+    };
+    match actual {
         Ok(actual) if actual == expected => match store.mark_complete(file_id).await {
             Ok(true) => Verdict::Verified,
             Ok(false) => Verdict::Gone,
