@@ -230,6 +230,14 @@ impl Out {
                     format!("-- file {} ({:?}, {}): {:?} {pct}%", t.name, t.direction, t.peer, t.state)
                 },
             ),
+            Event::Call(c) => self.print(
+                json!({"event": "call", "call_id": c.call_id, "peer": c.peer, "outgoing": c.outgoing,
+                       "phase": c.phase, "reason": c.reason, "muted": c.muted}),
+                || match c.reason {
+                    Some(reason) => format!("-- call with {} ended ({reason:?})", c.peer),
+                    None => format!("-- call with {}: {:?}", c.peer, c.phase),
+                },
+            ),
             Event::LoggedIn(_) | Event::Other(_) => {}
         }
     }

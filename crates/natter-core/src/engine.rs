@@ -179,6 +179,8 @@ pub(crate) struct Engine {
     expect_binary: Option<ExpectBinary>,
     /// File pushes go to the transfer manager.
     file_pushes: mpsc::UnboundedSender<ServerMessage>,
+    /// Call pushes go to the call manager.
+    call_pushes: mpsc::UnboundedSender<ServerMessage>,
 }
 
 fn request_id() -> String {
@@ -201,6 +203,7 @@ impl Engine {
         events: broadcast::Sender<Event>,
         state: watch::Sender<ConnectionState>,
         file_pushes: mpsc::UnboundedSender<ServerMessage>,
+        call_pushes: mpsc::UnboundedSender<ServerMessage>,
     ) -> Self {
         Self {
             config,
@@ -220,6 +223,7 @@ impl Engine {
             retry_at: None,
             expect_binary: None,
             file_pushes,
+            call_pushes,
         }
     }
 
@@ -903,6 +907,12 @@ impl Engine {
             | ServerMessage::FileAnswered { .. }
             | ServerMessage::FileCancelled { .. }) => {
                 let _ = self.file_pushes.send(file);
+            }
+            call @ (ServerMessage::CallIncoming { .. }
+            | ServerMessage::CallAccepted { .. }
+            | ServerMessage::CallPeer { .. }
+            | ServerMessage::CallEnded { .. }) => {
+                let _ = self.call_pushes.send(call);
             }
             other => self.emit(Event::Other(Box::new(other))),
         }

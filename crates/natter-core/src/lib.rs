@@ -7,6 +7,7 @@
 //! deduplicates resends by client message id. TLS servers are pinned on first use
 //! ([`transport`]). No Tauri, no UI: everything here is driven headless by tests and the CLI.
 
+pub mod calls;
 mod engine;
 pub mod error;
 pub mod image;
@@ -28,6 +29,7 @@ use natter_proto::{
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+pub use calls::{AudioFactory, CallInfo, CallPhase};
 pub use engine::EngineConfig;
 use engine::{Command, Credentials, Engine};
 pub use error::ClientError;
@@ -125,6 +127,8 @@ pub enum Event {
     CertificateChanged(ClientError),
     /// A file transfer changed: new offer, progress (a few times a second), answer, end.
     Transfer(TransferInfo),
+    /// A call changed phase (or mute).
+    Call(CallInfo),
     /// Any other push (calls — a later issue).
     Other(Box<ServerMessage>),
 }
@@ -234,6 +238,37 @@ pub struct Client {
     server: ServerAddr,
     data_dir: PathBuf,
     transfers: Arc<Transfers>,
+    calls: Arc<calls::Calls>,
+    devices: Arc<Mutex<(Option<String>, Option<String>)>>,
+}
+
+/// The audio devices a call can use, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct AudioDevices {
+    /// Microphones.
+    pub inputs: Vec<String>,
+    /// Speakers.
+    pub outputs: Vec<String>,
+    /// The system's default microphone.
+    pub default_input: Option<String>,
+    /// The system's default speaker.
+    pub default_output: Option<String>,
+}
+
+/// Cpal devices chosen by name (`None` = the system default), opened when a call starts.
+fn cpal_audio(devices: Arc<Mutex<(Option<String>, Option<String>)>>) -> AudioFactory {
+    Arc::new(move || {
+        let (input, output) = devices.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let source = voice::CpalSource::open(input.as_deref())
+            .map_err(|e| ClientError::Io(format!("microphone: {e}")))?;
+        let sink = voice::CpalSink::open(output.as_deref())
+            .map_err(|e| ClientError::Io(format!("speaker: {e}")))?;
+        Ok((
+            Box::new(source) as Box<dyn voice::AudioSource>,
+            Box::new(sink) as Box<dyn voice::AudioSink>,
+        ))
+    })
 }
 
 /// Largest image file [`Client::send_image`] reads (the server's own limit may be lower).
@@ -263,6 +298,15 @@ impl Client {
         let (state_tx, state) = watch::channel(ConnectionState::Offline);
         let store: SharedStore = Arc::new(Mutex::new(None));
         let (file_pushes, file_rx) = mpsc::unbounded_channel();
+        let (call_pushes, call_rx) = mpsc::unbounded_channel();
+        let devices = Arc::new(Mutex::new((None, None)));
+        let calls = calls::Calls::new(
+            commands.clone(),
+            events.clone(),
+            state.clone(),
+            cpal_audio(devices.clone()),
+        );
+        tokio::spawn(calls.clone().run(call_rx));
         let transfers = Transfers::new(
             commands.clone(),
             store.clone(),
@@ -285,6 +329,7 @@ impl Client {
             events.clone(),
             state_tx,
             file_pushes,
+            call_pushes,
         );
         tokio::spawn(engine.run(rx));
         Self {
@@ -296,6 +341,8 @@ impl Client {
             server: config.server,
             data_dir: config.data_dir,
             transfers,
+            calls,
+            devices,
         }
     }
 
@@ -322,7 +369,7 @@ impl Client {
             .ok_or(ClientError::NotLoggedIn)
     }
 
-    async fn call(
+    async fn engine_call(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<ServerMessage, ClientError>>) -> Command,
     ) -> Result<ServerMessage, ClientError> {
@@ -335,7 +382,8 @@ impl Client {
     }
 
     async fn request(&self, message: ClientMessage) -> Result<ServerMessage, ClientError> {
-        self.call(|reply| Command::Request { message, reply }).await
+        self.engine_call(|reply| Command::Request { message, reply })
+            .await
     }
 
     async fn expect_ok(&self, message: ClientMessage) -> Result<(), ClientError> {
@@ -400,7 +448,7 @@ impl Client {
 
     async fn login_with(&self, credentials: Credentials) -> Result<LoginInfo, ClientError> {
         let reply = self
-            .call(|reply| Command::Login { credentials, reply })
+            .engine_call(|reply| Command::Login { credentials, reply })
             .await?;
         login_info(reply)
     }
@@ -446,7 +494,7 @@ impl Client {
         match (token, credentials) {
             (Some(token), credentials) => {
                 let reply = self
-                    .call(|reply| Command::Resume {
+                    .engine_call(|reply| Command::Resume {
                         token,
                         credentials,
                         reply,
@@ -862,6 +910,80 @@ impl Client {
     fn media_dir(&self) -> Result<PathBuf, ClientError> {
         let store = self.local_store()?;
         Ok(store_path(&self.data_dir, &self.server, store.user()).with_extension("media"))
+    }
+
+    // ---- voice calls ----------------------------------------------------------------------
+
+    /// Rings `to`; the call goes on through [`Event::Call`].
+    pub async fn call(&self, to: &str) -> Result<CallInfo, ClientError> {
+        self.calls.call(to).await
+    }
+
+    /// Accepts or declines the ringing call.
+    pub async fn answer_call(&self, call_id: &str, accept: bool) -> Result<(), ClientError> {
+        self.calls.answer(call_id, accept).await
+    }
+
+    /// Ends a call, or cancels one still ringing.
+    pub async fn hang_up(&self, call_id: &str) -> Result<(), ClientError> {
+        self.calls.hang_up(call_id).await
+    }
+
+    /// Mutes or unmutes the microphone (also for the next call's start).
+    pub async fn set_muted(&self, muted: bool) -> Option<CallInfo> {
+        self.calls.set_muted(muted).await
+    }
+
+    /// The call in progress, if any.
+    pub async fn current_call(&self) -> Option<CallInfo> {
+        self.calls.current().await
+    }
+
+    /// The microphone level of the call in progress, 0.0–1.0 (−60 dBFS … 0 dBFS).
+    pub async fn call_level(&self) -> f32 {
+        self.calls.input_level().await
+    }
+
+    /// Media statistics of the call in progress (packets, loss, path, delay).
+    pub async fn call_stats(&self) -> Option<voice::MediaStats> {
+        self.calls.stats().await
+    }
+
+    /// The microphones and speakers there are.
+    pub fn audio_devices(&self) -> Result<AudioDevices, ClientError> {
+        let all = voice::list_devices().map_err(|e| ClientError::Io(format!("audio: {e}")))?;
+        let defaults = voice::default_devices();
+        let names = |input: bool| {
+            let mut v: Vec<String> = all
+                .iter()
+                .filter(|d| if input { d.is_input } else { d.is_output })
+                .map(|d| d.name.clone())
+                .collect();
+            v.dedup();
+            v
+        };
+        Ok(AudioDevices {
+            inputs: names(true),
+            outputs: names(false),
+            default_input: defaults.input,
+            default_output: defaults.output,
+        })
+    }
+
+    /// Chooses the devices the next call opens (`None` = the system default).
+    pub fn set_audio_devices(&self, input: Option<String>, output: Option<String>) {
+        *self.devices.lock().unwrap_or_else(|p| p.into_inner()) = (input, output);
+    }
+
+    /// Sends call audio only through the server's relay, never straight to the peer: slower by a
+    /// hop, but neither side learns the other's address.
+    pub fn set_relay_only(&self, relay_only: bool) {
+        self.calls.set_relay_only(relay_only);
+    }
+
+    /// Replaces how calls get their audio ends (tests: a WAV microphone and a recorder).
+    pub fn set_audio_factory(&self, factory: AudioFactory) {
+        self.calls.set_audio(factory);
     }
 
     /// Stops the engine.

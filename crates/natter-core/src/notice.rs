@@ -83,6 +83,16 @@ pub fn notice_for(event: &Event, lang: Lang) -> Option<Notice> {
             },
             body: String::new(),
         }),
+        Event::Call(c) if c.phase == crate::CallPhase::Ringing && !c.outgoing => Some(Notice {
+            title: match lang {
+                Lang::En => format!("{} is calling", c.peer),
+                Lang::ZhCn => format!("{} 邀请你语音通话", c.peer),
+            },
+            body: match lang {
+                Lang::En => "Open Natter to answer".to_owned(),
+                Lang::ZhCn => "打开 Natter 接听".to_owned(),
+            },
+        }),
         _ => None,
     }
 }
@@ -139,6 +149,31 @@ mod tests {
         };
         assert_eq!(
             notice_for(&message(to_bob, MessageState::Sent, "hi"), Lang::En),
+            None
+        );
+    }
+
+    #[test]
+    fn an_incoming_call_rings_but_our_own_does_not() {
+        let call = |outgoing, phase| {
+            Event::Call(crate::CallInfo {
+                call_id: "c".into(),
+                peer: "alice".into(),
+                outgoing,
+                phase,
+                reason: None,
+                since: None,
+                muted: false,
+            })
+        };
+        let n = notice_for(&call(false, crate::CallPhase::Ringing), Lang::ZhCn).unwrap();
+        assert_eq!(n.title, "alice 邀请你语音通话");
+        assert_eq!(
+            notice_for(&call(true, crate::CallPhase::Calling), Lang::En),
+            None
+        );
+        assert_eq!(
+            notice_for(&call(false, crate::CallPhase::Active), Lang::En),
             None
         );
     }

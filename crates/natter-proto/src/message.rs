@@ -200,6 +200,7 @@ pub struct FileOfferInfo {
 
 /// Why a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum CallEndReason {
     /// A participant hung up.
