@@ -3,11 +3,14 @@
 //! `invoke` wrapper is typed end to end. `cargo test -p natter-app bindings` fails when the
 //! committed file is stale; `NATTER_WRITE_BINDINGS=1` rewrites it.
 
+use natter_core::calls::{CallInfo, CallPhase};
 use natter_core::{
-    ConnectionState, Direction, LocalMessage, MessageState, SearchHit, TransferInfo, TransferState,
+    AudioDevices, ConnectionState, Direction, LocalMessage, MessageState, SearchHit, TransferInfo,
+    TransferState,
 };
 use natter_proto::{
-    ErrorCode, FileKind, Friend, FriendRequestInfo, MessageBody, OnlineUser, Profile, Target,
+    CallEndReason, ErrorCode, FileKind, Friend, FriendRequestInfo, MessageBody, OnlineUser,
+    Profile, Target,
 };
 use ts_rs::TS;
 
@@ -157,6 +160,33 @@ fn commands() -> Vec<CommandSig> {
             "Array<string>".into(),
         ),
         ("show_transfer", vec![("file_id", s())], unit()),
+        ("call", vec![("to", s())], CallInfo::name()),
+        (
+            "answer_call",
+            vec![("call_id", s()), ("accept", "boolean".into())],
+            unit(),
+        ),
+        ("hang_up", vec![("call_id", s())], unit()),
+        (
+            "set_muted",
+            vec![("muted", "boolean".into())],
+            format!("{} | null", CallInfo::name()),
+        ),
+        (
+            "current_call",
+            vec![],
+            format!("{} | null", CallInfo::name()),
+        ),
+        ("call_level", vec![], n()),
+        ("audio_devices", vec![], AudioDevices::name()),
+        (
+            "set_audio_devices",
+            vec![
+                ("input", "string | null".into()),
+                ("output", "string | null".into()),
+            ],
+            Settings::name(),
+        ),
     ]
 }
 
@@ -194,6 +224,10 @@ pub fn typescript() -> String {
         decl::<TransferState>(),
         decl::<FileKind>(),
         decl::<TransferInfo>(),
+        decl::<CallPhase>(),
+        decl::<CallEndReason>(),
+        decl::<CallInfo>(),
+        decl::<AudioDevices>(),
         decl::<ServerSettings>(),
         decl::<Theme>(),
         decl::<Settings>(),

@@ -1,6 +1,7 @@
 //! The types that cross the IPC boundary. TypeScript declarations for all of them are generated
 //! into `ui/src/bindings.ts` (see `bindings.rs`); the UI never writes them by hand.
 
+use natter_core::calls::CallInfo;
 use natter_core::{ClientError, ConnectionState, LocalMessage, TransferInfo};
 use natter_proto::{ErrorCode, Friend, FriendRequestInfo, OnlineUser, Profile, Target};
 use serde::{Deserialize, Serialize};
@@ -54,6 +55,10 @@ pub struct Settings {
     pub theme: Theme,
     /// Desktop notifications while the window is not focused.
     pub notifications: bool,
+    /// The microphone for calls, by name; `None` is the system default.
+    pub audio_input: Option<String>,
+    /// The speaker for calls, by name; `None` is the system default.
+    pub audio_output: Option<String>,
 }
 
 impl Default for Settings {
@@ -64,6 +69,8 @@ impl Default for Settings {
             language: None,
             theme: Theme::System,
             notifications: true,
+            audio_input: None,
+            audio_output: None,
         }
     }
 }
@@ -337,6 +344,12 @@ pub enum AppEvent {
         /// Where it stands now.
         transfer: TransferInfo,
     },
+    /// A call changed: every phase (calling, ringing, connecting, active, ended) and every
+    /// mute change.
+    Call {
+        /// Where it stands now.
+        call: CallInfo,
+    },
 }
 
 impl AppEvent {
@@ -390,6 +403,7 @@ impl AppEvent {
             E::SessionLost(e) => AppEvent::SessionLost { error: e.into() },
             E::CertificateChanged(e) => AppEvent::CertificateChanged { error: e.into() },
             E::Transfer(transfer) => AppEvent::Transfer { transfer },
+            E::Call(call) => AppEvent::Call { call },
         })
     }
 }

@@ -2,6 +2,7 @@
 //! commands in [`commands`] and listens to [`ipc::AppEvent`]s on [`EVENT`].
 
 pub mod bindings;
+pub mod calls;
 pub mod commands;
 pub mod dialog;
 pub mod files;
@@ -46,6 +47,9 @@ pub fn forward_events<R: Runtime>(app: AppHandle<R>, client: Client) -> JoinHand
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             };
             notify(&app, &event);
+            if is_incoming_ring(&event) {
+                ask_attention(&app);
+            }
             if let Some(ui) = AppEvent::from_core(event) {
                 if let Err(e) = app.emit(EVENT, ui) {
                     tracing::warn!("emitting an event failed: {e}");
@@ -88,6 +92,24 @@ fn notify<R: Runtime>(app: &AppHandle<R>, event: &natter_core::Event) {
             tracing::info!("notification not shown: {e}");
         }
     });
+}
+
+fn is_incoming_ring(event: &natter_core::Event) -> bool {
+    matches!(event, natter_core::Event::Call(c) if c.phase == natter_core::calls::CallPhase::Ringing)
+}
+
+/// A ringing call also flashes the window in the task bar (the notification may be off, or gone
+/// before the person looks), unless the window is already in front.
+fn ask_attention<R: Runtime>(app: &AppHandle<R>) {
+    let Some(window) = app.get_webview_window("main") else {
+        return;
+    };
+    if window.is_focused().unwrap_or(false) {
+        return;
+    }
+    if let Err(e) = window.request_user_attention(Some(tauri::UserAttentionType::Critical)) {
+        tracing::info!("asking for attention failed: {e}");
+    }
 }
 
 /// Where per-account stores and settings live: `NATTER_APP_DATA_DIR`, else the platform's app-data
@@ -140,6 +162,14 @@ pub fn builder<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<
             files::transfers,
             files::pick_files,
             files::show_transfer,
+            calls::call,
+            calls::answer_call,
+            calls::hang_up,
+            calls::set_muted,
+            calls::current_call,
+            calls::call_level,
+            calls::audio_devices,
+            calls::set_audio_devices,
         ])
         .register_asynchronous_uri_scheme_protocol(image_protocol::SCHEME, image_protocol::handle)
 }

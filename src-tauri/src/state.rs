@@ -120,6 +120,7 @@ impl AppState {
             },
             self.data_dir.clone(),
         ));
+        crate::calls::apply_audio_devices(&client, &self.settings());
         let forwarder = forward(client.clone());
         *slot = Some(Connected {
             client: client.clone(),

@@ -447,3 +447,88 @@ fn a_file_offered_through_the_commands_arrives_whole_and_a_pasted_image_full_siz
     let code = not_image.expect_err("not an image")["code"].clone();
     assert_eq!(code, "invalid_field");
 }
+
+impl App {
+    fn wait_call(&self, phase: &str) -> Value {
+        self.wait_event(|v| v["type"] == "call" && v["call"]["phase"] == phase)["call"].clone()
+    }
+}
+
+#[test]
+fn a_call_rings_through_the_commands_and_is_declined_or_cancelled() {
+    let server = server();
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let alice = signed_in(&dirs.path().join("alice"), &server, "alice");
+    let bob = signed_in(&dirs.path().join("bob"), &server, "bobby");
+    alice.ok("friend_request", json!({"to": "bobby", "message": ""}));
+    bob.ok("friend_respond", json!({"from": "alice", "accept": true}));
+    assert!(alice.ok("current_call", json!({})).is_null());
+
+    // Alice rings bob; bob's window hears it ring; he declines and alice is told.
+    let calling = alice.ok("call", json!({"to": "bobby"}));
+    assert_eq!(calling["phase"], "calling");
+    assert_eq!(calling["peer"], "bobby");
+    assert_eq!(calling["outgoing"], true);
+    let ringing = bob.wait_call("ringing");
+    assert_eq!(ringing["peer"], "alice");
+    assert_eq!(ringing["outgoing"], false);
+    assert_eq!(
+        bob.ok("current_call", json!({}))["call_id"],
+        ringing["call_id"]
+    );
+    // One call at a time.
+    assert!(alice.invoke("call", json!({"to": "bobby"})).is_err());
+    bob.ok(
+        "answer_call",
+        json!({"call_id": ringing["call_id"], "accept": false}),
+    );
+    let ended = alice.wait_call("ended");
+    assert_eq!(ended["reason"], "rejected");
+    assert!(ended["since"].is_null());
+    assert_eq!(bob.wait_call("ended")["reason"], "rejected");
+    assert!(alice.ok("current_call", json!({})).is_null());
+
+    // Bob calls back and gives up before alice answers.
+    let calling = bob.ok("call", json!({"to": "alice"}));
+    alice.wait_call("ringing");
+    bob.ok("hang_up", json!({"call_id": calling["call_id"]}));
+    let ended = alice.wait_call("ended");
+    assert_eq!(ended["reason"], "hangup");
+    assert_eq!(ended["outgoing"], false);
+    // Nothing to mute and no level without a call.
+    assert!(alice.ok("set_muted", json!({"muted": true})).is_null());
+    assert_eq!(alice.ok("call_level", json!({})), json!(0.0));
+}
+
+#[test]
+fn the_chosen_microphone_and_speaker_are_saved_with_the_settings() {
+    let server = server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = signed_in(dir.path(), &server, "alice");
+    let saved = a.ok(
+        "set_audio_devices",
+        json!({"input": "USB Headset Microphone", "output": null}),
+    );
+    assert_eq!(saved["audio_input"], "USB Headset Microphone");
+    assert!(saved["audio_output"].is_null());
+    // Saving other settings from the UI's copy keeps them.
+    let mut settings: Settings = serde_json::from_value(saved).expect("settings parse");
+    settings.notifications = false;
+    a.ok("save_settings", json!({ "settings": settings }));
+    drop(a);
+    let state = AppState::load(dir.path().to_path_buf());
+    assert_eq!(
+        state.settings().audio_input.as_deref(),
+        Some("USB Headset Microphone")
+    );
+    assert_eq!(state.settings().audio_output, None);
+    // Settings written before calls existed still load, with the system's devices.
+    std::fs::write(
+        dir.path().join("settings.json"),
+        br#"{"server":{"host":"127.0.0.1","port":4004,"tls":false},"notifications":true}"#,
+    )
+    .expect("write");
+    let state = AppState::load(dir.path().to_path_buf());
+    assert_eq!(state.settings().audio_input, None);
+    assert_eq!(state.settings().server.port, 4004);
+}

@@ -6,6 +6,7 @@ import { mockIPC } from '@tauri-apps/api/mocks';
 import {
   EVENT,
   type AppEvent,
+  type CallInfo,
   type Friend,
   type FriendRequestInfo,
   type IpcError,
@@ -60,6 +61,8 @@ export function installDemoBackend(options: DemoOptions): void {
     language: options.language,
     theme: options.theme,
     notifications: true,
+    audio_input: null,
+    audio_output: null,
   };
   const profile: Profile = {
     username: ME,
@@ -302,6 +305,32 @@ export function installDemoBackend(options: DemoOptions): void {
     const slice = older.slice(Math.max(0, older.length - limit));
     return before === null ? [...slice, ...pending] : slice;
   };
+  // One call at a time, moving through its phases on timers like the engine's.
+  let currentCall: CallInfo | null = null;
+  const callUpdate = (change: Partial<CallInfo>) => {
+    if (!currentCall) return null;
+    currentCall = { ...currentCall, ...change };
+    event({ type: 'call', call: currentCall });
+    const info = currentCall;
+    if (info.phase === 'ended') currentCall = null;
+    return info;
+  };
+  const connectCall = () => {
+    callUpdate({ phase: 'connecting' });
+    setTimeout(() => callUpdate({ phase: 'active', since: Date.now() }), 700);
+  };
+  ring = () => {
+    currentCall = {
+      call_id: `call-${nextId++}`,
+      peer: 'bob',
+      outgoing: false,
+      phase: 'ringing',
+      reason: null,
+      since: null,
+      muted: false,
+    };
+    event({ type: 'call', call: currentCall });
+  };
   const delay = <T>(value: T, ms = 120) => new Promise<T>((r) => setTimeout(() => r(value), ms));
 
   mockIPC(
@@ -492,6 +521,52 @@ export function installDemoBackend(options: DemoOptions): void {
             size: 6 * MB,
           });
         }
+        case 'call': {
+          if (currentCall) fail('forbidden', 'already in a call');
+          currentCall = {
+            call_id: `call-${nextId++}`,
+            peer: args.to,
+            outgoing: true,
+            phase: 'calling',
+            reason: null,
+            since: null,
+            muted: false,
+          };
+          const id = currentCall.call_id;
+          // carol never answers; bob declines calls from the demo after a while; others pick up.
+          setTimeout(() => {
+            if (currentCall?.call_id !== id) return;
+            if (args.to === 'bob') callUpdate({ phase: 'ended', reason: 'rejected' });
+            else if (args.to === 'carol') callUpdate({ phase: 'ended', reason: 'offline' });
+            else connectCall();
+          }, 2500);
+          event({ type: 'call', call: currentCall });
+          return currentCall;
+        }
+        case 'answer_call':
+          if (args.accept) connectCall();
+          else callUpdate({ phase: 'ended', reason: 'rejected' });
+          return null;
+        case 'hang_up':
+          callUpdate({ phase: 'ended', reason: 'hangup' });
+          return null;
+        case 'set_muted':
+          return callUpdate({ muted: Boolean(args.muted) });
+        case 'current_call':
+          return currentCall;
+        case 'call_level':
+          return currentCall?.phase === 'active' ? Math.abs(Math.sin(Date.now() / 300)) * 0.5 : 0;
+        case 'audio_devices':
+          return delay({
+            inputs: ['Built-in Microphone', 'USB Headset Microphone'],
+            outputs: ['Built-in Speakers', 'USB Headset'],
+            default_input: 'Built-in Microphone',
+            default_output: 'Built-in Speakers',
+          });
+        case 'set_audio_devices':
+          settings.audio_input = args.input;
+          settings.audio_output = args.output;
+          return { ...settings };
         default:
           return fail('not_implemented', `demo backend has no ${cmd}`);
       }
@@ -510,6 +585,13 @@ export function installDemoBackend(options: DemoOptions): void {
     add('lilei', m);
     event({ type: 'message', message: m });
   }, 15_000);
+}
+
+let ring: (() => void) | undefined;
+
+/** bob calls (`?ring`): the incoming dialog, as the engine would report it. */
+export function ringDemoCall(): void {
+  ring?.();
 }
 
 export function emitDemoEvent(e: AppEvent): void {

@@ -2,7 +2,8 @@ import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { App } from '../src/App';
 import '../src/styles/app.css';
-import { emitDemoEvent, installDemoBackend } from './backend';
+import '../src/styles/calls.css';
+import { emitDemoEvent, installDemoBackend, ringDemoCall } from './backend';
 
 // Query parameters pick what to show, e.g. /demo/?user=alice&open=bob&theme=dark&lang=zh-CN
 const params = new URLSearchParams(location.search);
@@ -38,6 +39,13 @@ if (params.has('settings')) steps.push(() => click('settings-open'));
 if (params.has('online')) steps.push(() => click('online-count'));
 if (params.has('offline'))
   steps.push(() => emitDemoEvent({ type: 'connection', state: 'offline' }));
+if (params.has('ring')) steps.push(ringDemoCall);
+// The chat header comes with the chat's first page: give it a tick.
+if (params.has('call'))
+  steps.push(
+    () => {},
+    () => click('call-start'),
+  );
 if (params.has('tab')) steps.push(() => click(`tab-${params.get('tab') ?? 'password'}`));
 
 if (params.has('connect')) steps.unshift(() => click('connect-submit'));

@@ -3,6 +3,7 @@ import { useI18n } from './i18n';
 import { onEvent } from './backend';
 import { dismissNotice, handleEvent, start, useApp } from './state/app';
 import { totalUnread, useChat, windowShown } from './state/chat';
+import { IncomingCall } from './components/IncomingCall';
 import { Modal } from './components/Modal';
 import { ConnectScreen } from './screens/ConnectScreen';
 import { LoginScreen } from './screens/LoginScreen';
@@ -93,6 +94,7 @@ export function App() {
       {phase === 'login' && <LoginScreen />}
       {phase === 'main' && <MainScreen />}
       <NoticeModal />
+      {phase === 'main' && <IncomingCall />}
       <Toast />
     </>
   );

@@ -255,6 +255,58 @@ error: string | null,
  */
 ts: number, };
 
+export type CallPhase = "calling" | "ringing" | "connecting" | "active" | "ended";
+
+export type CallEndReason = "hangup" | "rejected" | "no_answer" | "busy" | "offline" | "connection_lost";
+
+export type CallInfo = { 
+/**
+ * The server's id.
+ */
+call_id: string, 
+/**
+ * The other person.
+ */
+peer: string, 
+/**
+ * We called (`true`) or were called.
+ */
+outgoing: boolean, 
+/**
+ * Where it stands.
+ */
+phase: CallPhase, 
+/**
+ * Why it ended, once `ended`.
+ */
+reason: CallEndReason | null, 
+/**
+ * When audio started flowing (ms since the epoch), for the duration display.
+ */
+since: number | null, 
+/**
+ * Our microphone is muted.
+ */
+muted: boolean, };
+
+export type AudioDevices = { 
+/**
+ * Microphones.
+ */
+inputs: Array<string>, 
+/**
+ * Speakers.
+ */
+outputs: Array<string>, 
+/**
+ * The system's default microphone.
+ */
+default_input: string | null, 
+/**
+ * The system's default speaker.
+ */
+default_output: string | null, };
+
 export type ServerSettings = { 
 /**
  * Host name or address.
@@ -291,7 +343,15 @@ theme: Theme,
 /**
  * Desktop notifications while the window is not focused.
  */
-notifications: boolean, };
+notifications: boolean, 
+/**
+ * The microphone for calls, by name; `None` is the system default.
+ */
+audio_input: string | null, 
+/**
+ * The speaker for calls, by name; `None` is the system default.
+ */
+audio_output: string | null, };
 
 export type AppInfo = { 
 /**
@@ -516,7 +576,11 @@ error: IpcError, } | { "type": "transfer",
 /**
  * Where it stands now.
  */
-transfer: TransferInfo, };
+transfer: TransferInfo, } | { "type": "call", 
+/**
+ * Where it stands now.
+ */
+call: CallInfo, };
 
 /** The event channel of AppEvent. */
 export const EVENT = "natter://event";
@@ -560,6 +624,14 @@ export interface Commands {
   transfers: { args: Record<string, never>; result: Array<TransferInfo> };
   pick_files: { args: { images_only: boolean }; result: Array<string> };
   show_transfer: { args: { file_id: string }; result: null };
+  call: { args: { to: string }; result: CallInfo };
+  answer_call: { args: { call_id: string; accept: boolean }; result: null };
+  hang_up: { args: { call_id: string }; result: null };
+  set_muted: { args: { muted: boolean }; result: CallInfo | null };
+  current_call: { args: Record<string, never>; result: CallInfo | null };
+  call_level: { args: Record<string, never>; result: number };
+  audio_devices: { args: Record<string, never>; result: AudioDevices };
+  set_audio_devices: { args: { input: string | null; output: string | null }; result: Settings };
 }
 
 /** Commands whose body is raw bytes: their headers (values URI-encoded; JSON for objects) and what they resolve to. */

@@ -24,6 +24,8 @@ const info = (lastUser: string | null, language: string | null = 'en'): AppInfo 
     language,
     theme: 'light',
     notifications: true,
+    audio_input: null,
+    audio_output: null,
   },
   version: '0.1.0',
   os_language: 'en-US',
@@ -134,6 +136,44 @@ describe('app start', () => {
   });
 });
 
+describe('calls', () => {
+  const ringing = {
+    call_id: 'c1',
+    peer: 'bob',
+    outgoing: false,
+    phase: 'ringing' as const,
+    reason: null,
+    since: null,
+    muted: false,
+  };
+
+  it('rings over an open dialog, then shows the call across the top', async () => {
+    backend(info('alice'), () => Promise.resolve(session));
+    render(<App />);
+    await screen.findByTestId('main-view');
+    act(() => screen.getByTestId('settings-open').click());
+    act(() => handleEvent({ type: 'call', call: ringing }));
+    expect(screen.getByTestId('incoming-call')).toHaveTextContent('Bobby is calling you…');
+    act(() => handleEvent({ type: 'call', call: { ...ringing, phase: 'connecting' } }));
+    expect(screen.queryByTestId('incoming-call')).toBeNull();
+    expect(screen.getByTestId('call-bar')).toHaveTextContent('Connecting…');
+  });
+
+  it('offers the call button in a friend’s chat, not in the square', async () => {
+    backend(info('alice'), () => Promise.resolve(session));
+    render(<App />);
+    await screen.findByTestId('main-view');
+    act(() => screen.getByTestId('conv-square').click());
+    await screen.findByTestId('chat-title');
+    expect(screen.queryByTestId('call-start')).toBeNull();
+    act(() => screen.getByTestId('conv-user-bob').click());
+    expect(await screen.findByTestId('call-start')).toBeEnabled();
+    act(() => screen.getByTestId('conv-user-carol').click());
+    await screen.findByText('carol', { selector: '[data-testid=chat-title]' });
+    expect(screen.getByTestId('call-start')).toBeDisabled();
+  });
+});
+
 describe('reconnecting', () => {
   it('asks again who is online, since presence pushes were lost while away', async () => {
     backend(info('alice'), () => Promise.resolve(session));
@@ -181,6 +221,8 @@ describe('starting with the server down', () => {
           return Promise.reject({ code: 'network', message: 'connection refused' });
         case 'resume':
           return Promise.resolve({ ...session, online: [], offline: true });
+        case 'current_call':
+          return Promise.resolve(null);
         default:
           return Promise.resolve([]);
       }

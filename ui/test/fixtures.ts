@@ -1,5 +1,5 @@
 // Builders for test data in the shapes of bindings.ts.
-import type { LocalMessage, MessageState, Target, TransferInfo } from '../src/bindings';
+import type { CallInfo, LocalMessage, MessageState, Target, TransferInfo } from '../src/bindings';
 
 let seq = 0;
 
@@ -55,6 +55,21 @@ export function transfer(partial: Partial<TransferInfo> = {}): TransferInfo {
     accepted: false,
     error: null,
     ts: Date.UTC(2024, 2, 5, 10, 0) + seq * 1000,
+    ...partial,
+  };
+}
+
+/** A call in the shape of bindings.ts (alice calling bob, by default). */
+export function callInfo(partial: Partial<CallInfo> = {}): CallInfo {
+  seq += 1;
+  return {
+    call_id: `call-${seq}`,
+    peer: 'bob',
+    outgoing: true,
+    phase: 'calling',
+    reason: null,
+    since: null,
+    muted: false,
     ...partial,
   };
 }

@@ -6,6 +6,7 @@ import { sameUser } from '../state/conversation';
 import { displayName } from '../state/social';
 import { FormError } from '../screens/LoginScreen';
 import { AddFriendDialog } from './AddFriendDialog';
+import { CallButton } from './CallButton';
 import { Avatar, SquareAvatar } from './Avatar';
 import { MoreIcon, PlusIcon } from './Icons';
 import { Modal } from './Modal';
@@ -248,6 +249,9 @@ export function FriendHeader({
           {friend?.is_guest && <span className="tag">{t('presence.guest')}</span>}
         </div>
       </div>
+      {friend && (
+        <CallButton username={friend.username} name={displayName(friend)} online={online} />
+      )}
       {friend && <FriendMenu friend={friend} />}
     </header>
   );

@@ -187,3 +187,37 @@ export function UploadIcon(props: IconProps) {
     </Svg>
   );
 }
+
+export function PhoneIcon(props: IconProps) {
+  return (
+    <Svg {...props}>
+      <path d="M5 3.5h3.2l1.6 4-2.1 1.3a11 11 0 0 0 5.5 5.5l1.3-2.1 4 1.6V17a2.5 2.5 0 0 1-2.5 2.5A15.5 15.5 0 0 1 2.5 6 2.5 2.5 0 0 1 5 3.5z" />
+    </Svg>
+  );
+}
+
+export function HangUpIcon(props: IconProps) {
+  return (
+    <Svg {...props}>
+      <path d="M3.2 14.6l-.6-2.4C5 9.8 8.3 8.6 12 8.6s7 1.2 9.4 3.6l-.6 2.4-3.9-.9-.4-2.6a11 11 0 0 0-9 0l-.4 2.6z" />
+    </Svg>
+  );
+}
+
+export function MicIcon(props: IconProps) {
+  return (
+    <Svg {...props}>
+      <rect x="9" y="3" width="6" height="11" rx="3" />
+      <path d="M5.5 11a6.5 6.5 0 0 0 13 0M12 17.5V21" />
+    </Svg>
+  );
+}
+
+export function MicOffIcon(props: IconProps) {
+  return (
+    <Svg {...props}>
+      <path d="M15 9.5V6a3 3 0 0 0-5.8-1.1M9 9v2a3 3 0 0 0 4.8 2.4" />
+      <path d="M5.5 11a6.5 6.5 0 0 0 10.6 5M18.3 13a6.5 6.5 0 0 0 .2-2M12 17.5V21M4 4l16 16" />
+    </Svg>
+  );
+}

@@ -2,6 +2,7 @@ import { useState } from 'react';
 import { useI18n } from '../i18n';
 import { dismissCertificate, trustCertificate, useApp } from '../state/app';
 import { openConversation } from '../state/chat';
+import { CallBar } from '../components/CallBar';
 import { ChatPane } from '../components/ChatPane';
 import { CertificateWarning } from '../components/CertificateWarning';
 import { Modal } from '../components/Modal';
@@ -14,6 +15,7 @@ export function MainScreen() {
   const certChange = useApp((s) => s.certChange);
   return (
     <div className="main-view" data-testid="main-view">
+      <CallBar />
       <Sidebar
         onOpen={(target) => void openConversation(target)}
         onSettings={() => setSettingsOpen(true)}

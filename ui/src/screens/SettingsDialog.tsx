@@ -1,7 +1,16 @@
-import { useState, type FormEvent } from 'react';
-import type { Theme } from '../bindings';
+import { useEffect, useState, type FormEvent } from 'react';
+import type { AudioDevices, IpcError, Theme } from '../bindings';
+import { call, toIpcError } from '../backend';
 import { useI18n } from '../i18n';
-import { eraseAccount, logout, saveSettings, updateProfile, useApp } from '../state/app';
+import { errorText } from '../i18n/errors';
+import {
+  eraseAccount,
+  logout,
+  saveSettings,
+  setAudioDevices,
+  updateProfile,
+  useApp,
+} from '../state/app';
 import { Modal } from '../components/Modal';
 import { FormError } from './LoginScreen';
 import { useAction } from '../components/useAction';
@@ -145,6 +154,108 @@ function AppearanceSection() {
   );
 }
 
+/** One device list: the system default first, then every device, then a saved one now gone. */
+function DeviceSelect({
+  label,
+  testId,
+  devices,
+  systemDefault,
+  chosen,
+  onChoose,
+}: {
+  label: string;
+  testId: string;
+  devices: readonly string[];
+  systemDefault: string | null;
+  chosen: string | null;
+  onChoose: (name: string | null) => void;
+}) {
+  const { t } = useI18n();
+  const missing = chosen !== null && !devices.includes(chosen);
+  return (
+    <label className="field field-grow">
+      <span>{label}</span>
+      <select
+        data-testid={testId}
+        value={chosen ?? ''}
+        onChange={(e) => onChoose(e.target.value === '' ? null : e.target.value)}
+      >
+        <option value="">
+          {systemDefault
+            ? t('settings.deviceDefaultNamed', { name: systemDefault })
+            : t('settings.deviceDefault')}
+        </option>
+        {devices.map((d) => (
+          <option key={d} value={d}>
+            {d}
+          </option>
+        ))}
+        {missing && <option value={chosen}>{t('settings.deviceMissing', { name: chosen })}</option>}
+      </select>
+    </label>
+  );
+}
+
+function CallsSection() {
+  const { t } = useI18n();
+  const input = useApp((s) => s.settings.audio_input);
+  const output = useApp((s) => s.settings.audio_output);
+  const [devices, setDevices] = useState<AudioDevices | null>(null);
+  const [listError, setListError] = useState<IpcError | null>(null);
+  const [saveError, setSaveError] = useState<string | null>(null);
+  useEffect(() => {
+    let stopped = false;
+    call('audio_devices', {})
+      .then((d) => {
+        if (!stopped) setDevices(d);
+      })
+      .catch((e: unknown) => {
+        if (!stopped) setListError(toIpcError(e));
+      });
+    return () => {
+      stopped = true;
+    };
+  }, []);
+  const choose = async (nextInput: string | null, nextOutput: string | null) => {
+    setSaveError(await setAudioDevices(nextInput, nextOutput));
+  };
+  return (
+    <section className="settings-section" data-testid="settings-calls">
+      <h3>{t('settings.calls')}</h3>
+      {listError ? (
+        <FormError text={t('settings.devicesError', { error: errorText(listError, t) })} />
+      ) : !devices ? (
+        <p className="muted" data-testid="settings-devices-loading">
+          {t('settings.devicesLoading')}
+        </p>
+      ) : (
+        <>
+          <div className="field-row">
+            <DeviceSelect
+              label={t('settings.microphone')}
+              testId="settings-microphone"
+              devices={devices.inputs}
+              systemDefault={devices.default_input}
+              chosen={input}
+              onChoose={(name) => void choose(name, output)}
+            />
+            <DeviceSelect
+              label={t('settings.speaker')}
+              testId="settings-speaker"
+              devices={devices.outputs}
+              systemDefault={devices.default_output}
+              chosen={output}
+              onChoose={(name) => void choose(input, name)}
+            />
+          </div>
+          <small className="muted">{t('settings.devicesHint')}</small>
+        </>
+      )}
+      <FormError text={saveError} />
+    </section>
+  );
+}
+
 function EraseDialog({ onClose }: { onClose: () => void }) {
   const { t } = useI18n();
   const [password, setPassword] = useState('');
@@ -203,6 +314,7 @@ export function SettingsDialog({ onClose }: { onClose: () => void }) {
     >
       <ProfileSection />
       <AppearanceSection />
+      <CallsSection />
       <section className="settings-section">
         <h3>{t('settings.account')}</h3>
         <div className="button-row button-row-start">

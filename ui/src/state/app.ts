@@ -25,6 +25,7 @@ import {
 import { SQUARE, userTarget } from './conversation';
 import { socialFromSession, socialReducer, withFriendList, type Social } from './social';
 import { applyTheme } from './theme';
+import { applyCall, loadCurrentCall, resetCalls } from './calls';
 import { applyTransfer, loadTransfers } from './transfers';
 
 export type Phase = 'starting' | 'connect' | 'login' | 'main';
@@ -62,6 +63,8 @@ export const DEFAULT_SETTINGS: Settings = {
   language: null,
   theme: 'system',
   notifications: true,
+  audio_input: null,
+  audio_output: null,
 };
 
 const initial: AppState = {
@@ -189,6 +192,7 @@ export function changeServer(): void {
 export function enterSession(session: Session): void {
   const social = socialFromSession(session);
   resetChat(social.me.username);
+  resetCalls();
   useApp.setState((s) => ({
     phase: 'main',
     social,
@@ -200,10 +204,12 @@ export function enterSession(session: Session): void {
   }));
   void loadPreviews([SQUARE, ...social.friends.map((f) => userTarget(f.username))]);
   void loadTransfers();
+  void loadCurrentCall();
 }
 
 function leaveSession(loginUsername: string, loginError: string | null = null): void {
   resetChat('');
+  resetCalls();
   useApp.setState((s) => ({
     phase: 'login',
     social: null,
@@ -247,6 +253,20 @@ export async function saveSettings(change: Partial<Settings>): Promise<string | 
     const fresh = (await call('app_info', {})).settings;
     const saved = await call('save_settings', { settings: { ...fresh, ...change } });
     useApp.setState({ settings: saved });
+    return null;
+  } catch (e) {
+    return errorText(toIpcError(e), t);
+  }
+}
+
+/** Chooses the microphone and speaker for calls (null: the system default); saved at once. */
+export async function setAudioDevices(
+  input: string | null,
+  output: string | null,
+): Promise<string | null> {
+  try {
+    const settings = await call('set_audio_devices', { input, output });
+    useApp.setState({ settings });
     return null;
   } catch (e) {
     return errorText(toIpcError(e), t);
@@ -366,6 +386,7 @@ export function handleEvent(e: AppEvent): void {
       if (e.reason === 'logged_in_elsewhere') {
         const me = state.social?.me;
         resetChat('');
+        resetCalls();
         useApp.setState({
           phase: 'login',
           social: null,
@@ -383,6 +404,7 @@ export function handleEvent(e: AppEvent): void {
       const me = state.social?.me;
       const text = t('session.lost', { error: errorText(e.error, t) });
       resetChat('');
+      resetCalls();
       useApp.setState({
         phase: 'login',
         social: null,
@@ -401,6 +423,9 @@ export function handleEvent(e: AppEvent): void {
       }
       return;
     }
+    case 'call':
+      if (state.phase === 'main') applyCall(e.call);
+      return;
     case 'certificate_changed':
       if (e.error.fingerprint) {
         useApp.setState({
