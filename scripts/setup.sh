@@ -5,12 +5,15 @@ set -euo pipefail
 
 # - a C toolchain (sqlite and ring are compiled by their crates);
 # - WebKitGTK and friends for the Tauri desktop app, Opus/ALSA for voice;
+# - PulseAudio with ALSA's pulse plugin, so CI has a null sink for real audio streams, and
+#   python3-pip/-dev to install the `pesq` package the voice tests score speech with;
 # - Xvfb, WebKitWebDriver and CJK fonts for the end-to-end suite (the app in real WebKit);
 # - Node.js + npm for the web UI (Vite needs Node 20.19+).
 APT_PACKAGES=(
   build-essential pkg-config ca-certificates curl cmake
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev
   libasound2-dev libopus-dev
+  pulseaudio pulseaudio-utils libasound2-plugins alsa-utils python3-pip python3-dev
   xvfb xauth webkit2gtk-driver fonts-noto-cjk
 )
 command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
@@ -41,6 +44,14 @@ if [ "$node_ok" != 1 ]; then
   echo "setup: Node $(node --version) is too old for the UI (needs 20.19+); install Node 20 or 22" \
        "(e.g. from your distribution's backports or nodesource) and run this again" >&2
   exit 1
+fi
+
+# PESQ for the voice tests (optional: without it they assert on scores computed in Rust).
+if ! python3 -c "import numpy, pesq" >/dev/null 2>&1; then
+  echo "setup: installing numpy and pesq for the voice tests"
+  python3 -m pip install --quiet numpy pesq >/dev/null 2>&1 \
+    || python3 -m pip install --quiet --break-system-packages numpy pesq >/dev/null 2>&1 \
+    || echo "setup: could not install pesq; the voice tests fall back to their Rust scores"
 fi
 
 # The UI's packages, exactly as locked.

@@ -141,14 +141,9 @@ fn choose_config(
     if !usable(format) {
         return Err(VoiceError::UnsupportedFormat(format!("{format:?}")));
     }
-    let mut config = supported.config();
-    // About 10 ms per callback when the device allows choosing: latency without tiny callbacks.
-    if let cpal::SupportedBufferSize::Range { min, max } = supported.buffer_size() {
-        let want = config.sample_rate / 100;
-        if (*min..=*max).contains(&want) {
-            config.buffer_size = cpal::BufferSize::Fixed(want);
-        }
-    }
+    // The device's own buffer size: through ALSA's PulseAudio plugin some fixed sizes (480 and
+    // 960 frames, say) made capture deliver nothing at all, while the default always worked.
+    let config = supported.config();
     Ok((config, format))
 }
 
@@ -159,8 +154,27 @@ struct CallbackCounters {
     xruns: AtomicU64,
     /// Frames the device asked for in its last callback (playback).
     last_callback: AtomicUsize,
-    /// The backend reported an error (device unplugged …).
+    /// Errors the backend reported that the stream survives (xruns, a reroute …).
+    glitches: AtomicU64,
+    /// The backend reported that the stream is gone (device unplugged …).
     failed: AtomicBool,
+}
+
+impl CallbackCounters {
+    /// cpal's error callback: xruns and reroutes are glitches the stream survives; only a lost
+    /// device, host or stream ends it.
+    fn on_error(&self, error: &cpal::Error) {
+        use cpal::ErrorKind;
+        match error.kind() {
+            ErrorKind::DeviceNotAvailable
+            | ErrorKind::HostUnavailable
+            | ErrorKind::StreamInvalidated
+            | ErrorKind::PermissionDenied => self.failed.store(true, Ordering::Relaxed),
+            _ => {
+                self.glitches.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// A microphone through cpal.
@@ -218,6 +232,11 @@ impl CpalSource {
     pub fn overruns(&self) -> u64 {
         self.counters.xruns.load(Ordering::Relaxed)
     }
+
+    /// Glitches the backend reported (xruns, reroutes).
+    pub fn glitches(&self) -> u64 {
+        self.counters.glitches.load(Ordering::Relaxed)
+    }
 }
 
 fn build_input<T>(
@@ -251,7 +270,7 @@ where
                     .fetch_add((frames - written) as u64, Ordering::Relaxed);
             }
         },
-        move |_err| error_counters.failed.store(true, Ordering::Relaxed),
+        move |err| error_counters.on_error(&err),
         None,
     )?;
     Ok(stream)
@@ -342,6 +361,11 @@ impl CpalSink {
     pub fn underruns(&self) -> u64 {
         self.counters.xruns.load(Ordering::Relaxed)
     }
+
+    /// Glitches the backend reported (xruns, reroutes).
+    pub fn glitches(&self) -> u64 {
+        self.counters.glitches.load(Ordering::Relaxed)
+    }
 }
 
 fn build_output<T>(
@@ -380,7 +404,7 @@ where
                 data_counters.xruns.fetch_add(missing, Ordering::Relaxed);
             }
         },
-        move |_err| error_counters.failed.store(true, Ordering::Relaxed),
+        move |err| error_counters.on_error(&err),
         None,
     )?;
     Ok(stream)

@@ -16,7 +16,7 @@
 //!   have waited. The **target** is the 95th percentile of each packet's transit above that
 //!   minimum, plus one frame, clamped to `[min_delay, max_delay]` (40 ms … 200 ms by default):
 //!   on a quiet network it sits at 40 ms, under jitter it grows to cover it.
-//! - **Shrinking**: 200 ms in a row more than 25 ms above the target drops one frame; more than
+//! - **Shrinking**: 200 ms in a row more than 15 ms above the target drops one frame; more than
 //!   200 ms above the target (say after a stall) drops enough frames at once to get back.
 //! - **Priming**: the first packet of a stream waits until `target` has passed since it arrived.
 //! - **Restarts**: a new stream id resets everything (and bumps [`JitterBuffer::generation`], so
@@ -449,7 +449,7 @@ impl JitterBuffer {
         let mut drop = 0i64;
         if excess > 0.2 {
             drop = (excess / FRAME_SECS).floor() as i64;
-        } else if excess > 0.025 {
+        } else if excess > 0.015 {
             self.over_target += 1;
             if self.over_target >= 10 {
                 drop = 1;
