@@ -428,3 +428,116 @@ async fn alice_sends_bob_a_file_and_an_image_he_saves_and_opens_full_size() -> R
     bob.quit().await;
     Ok(())
 }
+
+/// Seconds in a call duration as the bar shows it (`0:07`, `1:02:03`).
+fn call_seconds(text: &str) -> Option<u64> {
+    text.trim().split(':').try_fold(0u64, |total, part| {
+        Some(total * 60 + part.parse::<u64>().ok()?)
+    })
+}
+
+/// Waits until `app`'s call bar has counted at least `seconds` of talking.
+async fn talked_for(app: &AppInstance, seconds: u64) -> Result<()> {
+    app.until(&format!("the call to last {seconds} s"), || async {
+        let duration = app.el("call-duration").await?;
+        Ok(call_seconds(&app.text_of(&duration).await?).is_some_and(|s| s >= seconds))
+    })
+    .await
+}
+
+#[tokio::test]
+#[ignore = "needs the built app, tauri-driver, a display and a sound server: run by .ci/run"]
+async fn alice_calls_bob_they_talk_she_mutes_and_hangs_up_then_alice_declines_bobs_call(
+) -> Result<()> {
+    let server = TestServer::start().await?;
+    let dirs = tempfile::tempdir()?;
+    {
+        let mut alice = server.user("alice").await?;
+        let mut bob = server.user("bobby").await?;
+        befriend(&mut alice, &mut bob).await?;
+    }
+    let alice = AppInstance::launch("alice", &dirs.path().join("alice")).await?;
+    let bob = AppInstance::launch("bobby", &dirs.path().join("bobby")).await?;
+    log_in(&alice, &server, "alice").await?;
+    log_in(&bob, &server, "bobby").await?;
+
+    // The call button is in a friend's chat, not in the square.
+    alice.click("conv-square").await?;
+    alice.text_contains("chat-title", "Square").await?;
+    assert!(
+        !alice.has("call-start").await?,
+        "no call button in the square"
+    );
+    alice.click("conv-user-bobby").await?;
+    alice.attr_is("call-start", "data-blocked", "none").await?;
+
+    // Alice calls; bob's window rings with her name on it.
+    alice.click("call-start").await?;
+    alice.attr_is("call-bar", "data-phase", "calling").await?;
+    alice.text_contains("call-status", "Calling").await?;
+    bob.text_contains("incoming-call", "alice is calling you")
+        .await?;
+    bob.screenshot("20-incoming-call").await?;
+
+    // Bob accepts: both see the call connect and the time count up from the audio's start.
+    bob.click("call-accept").await?;
+    bob.until("the incoming dialog to go", || async {
+        Ok(!bob.has("incoming-call").await?)
+    })
+    .await?;
+    for app in [&alice, &bob] {
+        app.attr_is("call-bar", "data-phase", "active").await?;
+        app.el("call-level").await?;
+    }
+    talked_for(&alice, 2).await?;
+    talked_for(&bob, 2).await?;
+    // A second call to the same person cannot start while this one runs.
+    alice.attr_is("call-start", "data-blocked", "busy").await?;
+    alice.screenshot("21-in-call").await?;
+
+    // Alice mutes: her bar says so and the call goes on.
+    alice.click("call-mute").await?;
+    alice.attr_is("call-mute", "aria-pressed", "true").await?;
+    alice.attr_is("call-bar", "data-muted", "true").await?;
+    alice.text_contains("call-status", "Muted").await?;
+    alice.screenshot("22-in-call-muted").await?;
+    talked_for(&alice, 3).await?;
+    bob.attr_is("call-bar", "data-phase", "active").await?;
+
+    // Alice hangs up: both see that the call ended and for how long, then the bar goes.
+    alice.click("call-hangup").await?;
+    for app in [&alice, &bob] {
+        app.attr_is("call-bar", "data-phase", "ended").await?;
+        app.attr_is("call-bar", "data-reason", "hangup").await?;
+        app.text_contains("call-status", "Call ended · ").await?;
+    }
+    bob.screenshot("23-call-ended").await?;
+    for app in [&alice, &bob] {
+        app.until("the call bar to go", || async {
+            Ok(!app.has("call-bar").await?)
+        })
+        .await?;
+    }
+
+    // Bob calls back; alice declines; bob reads that she did.
+    bob.click("conv-user-alice").await?;
+    bob.attr_is("call-start", "data-blocked", "none").await?;
+    bob.click("call-start").await?;
+    alice.el("incoming-call").await?;
+    alice.click("call-decline").await?;
+    bob.attr_is("call-bar", "data-reason", "rejected").await?;
+    bob.text_contains("call-status", "alice declined").await?;
+    bob.screenshot("24-call-declined").await?;
+    alice
+        .text_contains("call-status", "You declined the call")
+        .await?;
+    bob.until("the call bar to go", || async {
+        Ok(!bob.has("call-bar").await?)
+    })
+    .await?;
+
+    let (mut alice, mut bob) = (alice, bob);
+    alice.quit().await;
+    bob.quit().await;
+    Ok(())
+}

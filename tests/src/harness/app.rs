@@ -4,7 +4,8 @@
 //! apps run side by side and an instance can be restarted on the same data.
 //!
 //! Needs a display (`xvfb-run -a`), `tauri-driver` (or `TAURI_DRIVER_BIN`), `WebKitWebDriver`,
-//! and the app built with its UI (`NATTER_APP_BIN`, else `<target>/debug/natter`). `.ci/run`
+//! the app built with its UI (`NATTER_APP_BIN`, else `<target>/debug/natter`) and, for calls, a
+//! sound server (PulseAudio, found with `pactl info` and handed to each instance). `.ci/run`
 //! provides all of them. Screenshots go to `NATTER_ARTIFACTS_DIR` (default `artifacts/` in the
 //! workspace).
 
@@ -60,6 +61,49 @@ pub fn artifacts_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../artifacts"))
         .join("screenshots")
+}
+
+/// The runner's PulseAudio, named for the app: each instance gets its own `XDG_CONFIG_HOME`, where
+/// libpulse would otherwise look for the server's socket and cookie, and then ALSA's `default`
+/// device (the pulse plugin, loaded only when a server answers) does not exist and no call can
+/// open its microphone. Empty when there is no PulseAudio (or `PULSE_SERVER` is already set).
+fn sound_server_env() -> Vec<(&'static str, OsString)> {
+    if std::env::var_os("PULSE_SERVER").is_some() {
+        return Vec::new();
+    }
+    let Ok(out) = Command::new("pactl")
+        .arg("info")
+        .env("LC_ALL", "C")
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return Vec::new();
+    };
+    let info = String::from_utf8_lossy(&out.stdout);
+    let Some(server) = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Server String:"))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    else {
+        return Vec::new();
+    };
+    let server = if server.starts_with('/') {
+        format!("unix:{server}")
+    } else {
+        server.to_owned()
+    };
+    let mut env = vec![("PULSE_SERVER", OsString::from(server))];
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".config")));
+    if let Some(cookie) = config
+        .map(|c| c.join("pulse/cookie"))
+        .filter(|c| c.is_file())
+    {
+        env.push(("PULSE_COOKIE", cookie.into_os_string()));
+    }
+    env
 }
 
 /// One running app instance.
@@ -150,6 +194,7 @@ impl AppInstance {
             .env("XDG_CACHE_HOME", self.dir.join("xdg-cache"))
             .env("NATTER_APP_DATA_DIR", self.dir.join("natter"))
             .env("LANG", "en_US.UTF-8")
+            .envs(sound_server_env())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_os_str())))
             // Not WEBKIT_DISABLE_COMPOSITING_MODE: with it, WebDriver screenshots never return.
             .stdin(Stdio::null())
@@ -241,7 +286,13 @@ impl AppInstance {
         if found.is_err() {
             let _ = self.screenshot(&format!("FAILED-{}", self.name)).await;
         }
-        found.with_context(|| format!("{}: no element {selector} appeared", self.name))
+        found.with_context(|| {
+            format!(
+                "{}: no element {selector} appeared\n--- the app's log ---\n{}",
+                self.name,
+                self.log_tail()
+            )
+        })
     }
 
     /// All elements matching a CSS selector now.
@@ -310,7 +361,11 @@ impl AppInstance {
                 }
                 Ok(false) => {
                     let _ = self.screenshot(&format!("FAILED-{}", self.name)).await;
-                    bail!("{}: timed out waiting for {what}", self.name)
+                    bail!(
+                        "{}: timed out waiting for {what}\n--- the app's log ---\n{}",
+                        self.name,
+                        self.log_tail()
+                    )
                 }
                 Err(e) => return Err(e.context(format!("{}: waiting for {what}", self.name))),
             }
