@@ -147,6 +147,24 @@ fn choose_config(
     Ok((config, format))
 }
 
+/// The capture buffer: one 20 ms frame when the device allows it. With the device's default,
+/// ALSA's PulseAudio plugin delivered no samples at all within seconds (measured on the CI
+/// machine's null-sink monitor), while fixed sizes of 960–1920 frames delivered steadily.
+fn capture_buffer(device: &cpal::Device) -> cpal::BufferSize {
+    const FRAMES: u32 = crate::voice::FRAME_SAMPLES as u32;
+    let fits = device.supported_input_configs().is_ok_and(|mut ranges| {
+        ranges.any(|r| match r.buffer_size() {
+            cpal::SupportedBufferSize::Range { min, max } => (*min..=*max).contains(&FRAMES),
+            cpal::SupportedBufferSize::Unknown => false,
+        })
+    });
+    if fits {
+        cpal::BufferSize::Fixed(FRAMES)
+    } else {
+        cpal::BufferSize::Default
+    }
+}
+
 /// Counters the callbacks update.
 #[derive(Debug, Default)]
 struct CallbackCounters {
@@ -198,7 +216,8 @@ impl CpalSource {
     /// default one, and starts capturing.
     pub fn open(name: Option<&str>) -> Result<Self, VoiceError> {
         let device = find_device(name, true)?;
-        let (config, format) = choose_config(&device, true)?;
+        let (mut config, format) = choose_config(&device, true)?;
+        config.buffer_size = capture_buffer(&device);
         let rate = config.sample_rate;
         // Half a second of mono at the device rate: room for a session thread that hiccups.
         let (producer, ring) = rtrb::RingBuffer::new(rate as usize / 2);
