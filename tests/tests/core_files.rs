@@ -467,3 +467,67 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[tokio::test]
+async fn a_receiving_cli_killed_with_sigkill_resumes_its_download_where_it_stopped() -> Result<()> {
+    const SIZE: u64 = 128 * 1024 * 1024;
+    let server = TestServer::start().await?;
+    server.core_register("bobby").await?;
+    let alice = server.core_user("alice").await?;
+    let files = tempfile::tempdir()?;
+    let out = tempfile::tempdir()?;
+    let source = random_file(files.path(), "backup.tar", SIZE, 23)?;
+    let want = sha256_of(&source)?;
+    let out_dir = out.path().to_string_lossy().into_owned();
+
+    // Bob's terminal accepts everything into a directory.
+    let bob = CliRunner::plain(&server)?.as_user("bobby");
+    let mut receiving = bob.spawn(&["receive", "--dir", &out_dir])?;
+    receiving
+        .expect_json("bob logged in", |v| v["event"] == "logged_in")
+        .await?;
+    let sent = alice.send_file("bobby", &source).await?;
+    receiving
+        .expect_json("a quarter downloaded", |v| {
+            v["event"] == "transfer" && v["done"].as_u64().unwrap_or(0) >= SIZE / 4
+        })
+        .await?;
+    // kill -9, mid-download.
+    receiving.stop().await?;
+    let part = out.path().join("backup.tar.natterpart");
+    let on_disk = std::fs::metadata(&part)?.len();
+    let recorded = {
+        let device = Device::start("bobby", plain_server(&server), bob.data_dir().clone());
+        device.open_local("bobby").await?;
+        let t = transfer(&device, &sent.file_id)
+            .await?
+            .context("bob's recorded transfer")?;
+        device.shutdown().await;
+        t
+    };
+    assert_eq!(recorded.state, TransferState::Downloading);
+    let refetched = on_disk.saturating_sub(recorded.done);
+    println!(
+        "receiver SIGKILL: {on_disk} bytes on disk, {} recorded, {refetched} to fetch again",
+        recorded.done
+    );
+    ensure!(
+        refetched <= BIG_CHUNK,
+        "{refetched} bytes already on disk would be fetched again (more than one chunk)"
+    );
+    ensure!(recorded.done >= SIZE / 4 - BIG_CHUNK && recorded.done < SIZE);
+
+    // Started again, it finishes the download by itself from its chunk map.
+    let mut again = bob.spawn(&["receive", "--dir", &out_dir])?;
+    let done = again
+        .expect_json("the download finished", |v| {
+            v["event"] == "transfer" && v["state"] == "done"
+        })
+        .await?;
+    assert_eq!(done["done"].as_u64(), Some(SIZE));
+    again.stop().await?;
+    let dest = out.path().join("backup.tar");
+    assert_eq!(sha256_of(&dest)?, want, "bob's copy is identical");
+    assert!(!part.exists());
+    Ok(())
+}
