@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use natter_e2e::harness::app::{AppInstance, ENTER, ESCAPE};
 use natter_e2e::{befriend, password_for, TestServer};
 
@@ -460,6 +460,52 @@ async fn alice_calls_bob_they_talk_she_mutes_and_hangs_up_then_alice_declines_bo
     let bob = AppInstance::launch("bobby", &dirs.path().join("bobby")).await?;
     log_in(&alice, &server, "alice").await?;
     log_in(&bob, &server, "bobby").await?;
+
+    // Alice chooses her microphone among the system's (PulseAudio through ALSA here); it is
+    // saved with her settings and the call below records from it.
+    alice.click("settings-open").await?;
+    let options = "[data-testid=settings-microphone] option";
+    alice
+        .until("the microphones to be listed", || async {
+            Ok(alice.all(options).await?.len() > 1)
+        })
+        .await?;
+    let mut names = Vec::new();
+    for option in alice.all(options).await? {
+        names.push(option.attr("value").await?.unwrap_or_default());
+    }
+    // ALSA names its devices by their descriptions ("PulseAudio Sound Server" is `pulse`).
+    let microphone = names
+        .iter()
+        .find(|n| n.as_str() == "PulseAudio Sound Server")
+        .or_else(|| names.iter().find(|n| n.contains("PulseAudio")))
+        .with_context(|| format!("no PulseAudio microphone among {names:?}"))?
+        .clone();
+    let microphone = microphone.as_str();
+    alice
+        .script(
+            "document.querySelector('[data-testid=settings-calls]').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .context("scrolling to the calls settings")?;
+    alice
+        .el("settings-microphone")
+        .await?
+        .select_by_value(microphone)
+        .await
+        .context("choosing the microphone")?;
+    let settings = dirs.path().join("alice/natter/settings.json");
+    alice
+        .until("the microphone to be saved", || async {
+            let saved: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&settings).unwrap_or_default())
+                    .unwrap_or_default();
+            Ok(saved["audio_input"] == microphone)
+        })
+        .await?;
+    alice.screenshot("19-settings-calls").await?;
+    alice.click("settings-close").await?;
 
     // The call button is in a friend's chat, not in the square.
     alice.click("conv-square").await?;

@@ -235,7 +235,8 @@ describe('the call bar', () => {
 
 describe('device choice in settings', () => {
   const devices = {
-    inputs: ['Built-in Microphone', 'USB Headset Microphone'],
+    // ALSA may list one description twice.
+    inputs: ['Built-in Microphone', 'USB Headset Microphone', 'USB Headset Microphone'],
     outputs: ['Built-in Speakers'],
     default_input: 'Built-in Microphone',
     default_output: 'Built-in Speakers',

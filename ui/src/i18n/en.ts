@@ -242,7 +242,7 @@ export const en = {
   'settings.themeDark': 'Dark',
   'settings.notifications': 'Desktop notifications',
   'settings.notificationsHint':
-    'Show a notification for new messages while Natter is in the background.',
+    'Show a notification for new messages and incoming calls while Natter is in the background.',
   'settings.calls': 'Calls',
   'settings.microphone': 'Microphone',
   'settings.speaker': 'Speaker',

@@ -240,7 +240,7 @@ export const zhCN: Dictionary = {
   'settings.themeLight': '浅色',
   'settings.themeDark': '深色',
   'settings.notifications': '桌面通知',
-  'settings.notificationsHint': 'Natter 在后台时，收到新消息会弹出通知。',
+  'settings.notificationsHint': 'Natter 在后台时，收到新消息或来电会弹出通知。',
   'settings.calls': '语音通话',
   'settings.microphone': '麦克风',
   'settings.speaker': '扬声器',

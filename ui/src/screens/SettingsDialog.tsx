@@ -171,9 +171,11 @@ function DeviceSelect({
   onChoose: (name: string | null) => void;
 }) {
   const { t } = useI18n();
-  const missing = chosen !== null && !devices.includes(chosen);
+  // ALSA can list two devices under one description; a name picks the first of them anyway.
+  const names = [...new Set(devices)];
+  const missing = chosen !== null && !names.includes(chosen);
   return (
-    <label className="field field-grow">
+    <label className="field">
       <span>{label}</span>
       <select
         data-testid={testId}
@@ -185,7 +187,7 @@ function DeviceSelect({
             ? t('settings.deviceDefaultNamed', { name: systemDefault })
             : t('settings.deviceDefault')}
         </option>
-        {devices.map((d) => (
+        {names.map((d) => (
           <option key={d} value={d}>
             {d}
           </option>
@@ -230,24 +232,22 @@ function CallsSection() {
         </p>
       ) : (
         <>
-          <div className="field-row">
-            <DeviceSelect
-              label={t('settings.microphone')}
-              testId="settings-microphone"
-              devices={devices.inputs}
-              systemDefault={devices.default_input}
-              chosen={input}
-              onChoose={(name) => void choose(name, output)}
-            />
-            <DeviceSelect
-              label={t('settings.speaker')}
-              testId="settings-speaker"
-              devices={devices.outputs}
-              systemDefault={devices.default_output}
-              chosen={output}
-              onChoose={(name) => void choose(input, name)}
-            />
-          </div>
+          <DeviceSelect
+            label={t('settings.microphone')}
+            testId="settings-microphone"
+            devices={devices.inputs}
+            systemDefault={devices.default_input}
+            chosen={input}
+            onChoose={(name) => void choose(name, output)}
+          />
+          <DeviceSelect
+            label={t('settings.speaker')}
+            testId="settings-speaker"
+            devices={devices.outputs}
+            systemDefault={devices.default_output}
+            chosen={output}
+            onChoose={(name) => void choose(input, name)}
+          />
           <small className="muted">{t('settings.devicesHint')}</small>
         </>
       )}
