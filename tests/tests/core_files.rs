@@ -6,7 +6,6 @@
 //! shut down): the closest to a crash natter-core can do to itself. What it had written but not
 //! recorded is measured from the `.natterpart` file it leaves behind.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,48 +13,20 @@ use anyhow::{bail, ensure, Context, Result};
 use natter_core::{ClientError, Direction, Event, TransferInfo, TransferState};
 use natter_e2e::harness::core::*;
 use natter_e2e::*;
-use sha2::{Digest, Sha256};
 
 const BIG: u64 = 200 * 1024 * 1024;
 /// The chunk size the server suggests for files between 64 MiB and 1 GiB (PROTOCOL.md §5.7).
 const BIG_CHUNK: u64 = 512 * 1024;
 const SLOW: Duration = Duration::from_secs(180);
 
-/// A file of `size` pseudo-random bytes (xorshift: incompressible, and fast to make).
 fn random_file(dir: &Path, name: &str, size: u64, seed: u64) -> Result<PathBuf> {
     let path = dir.join(name);
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
-    let mut x = seed | 1;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = size;
-    while left > 0 {
-        for word in buf.chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            word.copy_from_slice(&x.to_le_bytes());
-        }
-        let n = left.min(buf.len() as u64) as usize;
-        out.write_all(&buf[..n])?;
-        left -= n as u64;
-    }
-    out.flush()?;
+    natter_e2e::harness::files::random_file(&path, size, seed)?;
     Ok(path)
 }
 
 fn sha256_of(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(format!("{:x}", hasher.finalize()))
+    natter_e2e::harness::files::sha256_file(path)
 }
 
 async fn transfer(device: &Device, file_id: &str) -> Result<Option<TransferInfo>> {

@@ -18,11 +18,11 @@ use std::sync::{Arc, Mutex};
 use natter_proto::media::Role;
 use natter_proto::{CallEndReason, CallMedia, ClientMessage, ErrorCode, ServerMessage};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::engine::Command;
+use crate::engine::{request_id, Command};
 use crate::voice::{AudioSink, AudioSource, MediaConfig, MediaSession};
-use crate::{ClientError, ConnectionState, Event};
+use crate::{now_ms, ClientError, ConnectionState, Event};
 
 /// Where a call stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,17 +86,6 @@ pub(crate) struct Calls {
     relay_only: std::sync::atomic::AtomicBool,
 }
 
-fn request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 fn invalid(message: &str) -> ClientError {
     ClientError::Invalid {
         code: ErrorCode::InvalidField,
@@ -141,12 +130,7 @@ impl Calls {
     }
 
     async fn request(&self, message: ClientMessage) -> Result<ServerMessage, ClientError> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Request { message, reply })
-            .await
-            .map_err(|_| ClientError::Closed)?;
-        rx.await.map_err(|_| ClientError::Closed)?
+        crate::engine::request(&self.commands, message).await
     }
 
     /// Call pushes from the engine, and our own connection dropping.

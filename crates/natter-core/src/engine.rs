@@ -183,8 +183,22 @@ pub(crate) struct Engine {
     call_pushes: mpsc::UnboundedSender<ServerMessage>,
 }
 
-fn request_id() -> String {
+/// A fresh request (or client message) id.
+pub(crate) fn request_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// Sends one request through the engine and waits for its reply.
+pub(crate) async fn request(
+    commands: &mpsc::Sender<Command>,
+    message: ClientMessage,
+) -> Result<ServerMessage, ClientError> {
+    let (reply, rx) = oneshot::channel();
+    commands
+        .send(Command::Request { message, reply })
+        .await
+        .map_err(|_| ClientError::Closed)?;
+    rx.await.map_err(|_| ClientError::Closed)?
 }
 
 fn server_error(code: ErrorCode, message: String, retry_after_ms: Option<u64>) -> ClientError {

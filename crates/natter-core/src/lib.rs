@@ -274,11 +274,10 @@ fn cpal_audio(devices: Arc<Mutex<(Option<String>, Option<String>)>>) -> AudioFac
 /// Largest image file [`Client::send_image`] reads (the server's own limit may be lower).
 pub const MAX_IMAGE_BYTES: u64 = 64 * 1024 * 1024;
 
-fn id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
+use engine::request_id as id;
 
-fn now_ms() -> i64 {
+/// Milliseconds since the epoch, as the protocol counts time.
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -25,10 +25,10 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Command, Piece};
+use crate::engine::{request_id, Command, Piece};
 use crate::store::{OutboxEntry, Store, TransferRecord};
 use crate::transfer::{Direction, Ranges, TransferInfo, TransferState};
-use crate::{ClientError, ConnectionState, Event, SharedStore};
+use crate::{now_ms, ClientError, ConnectionState, Event, SharedStore};
 
 /// Chunks an upload keeps in flight: enough to keep a loopback or LAN link busy while the
 /// server writes, few enough that a chat message is never stuck behind much file data.
@@ -41,17 +41,6 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 const WAIT_FOR_SENDER: Duration = Duration::from_secs(1);
 /// Suffix of a download in progress, next to its destination.
 const PART_SUFFIX: &str = ".natterpart";
-
-fn request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// Errors after which a worker waits for the connection and tries again.
 fn is_transient(e: &ClientError) -> bool {
@@ -188,6 +177,14 @@ impl Transfers {
             .ok_or(ClientError::NotLoggedIn)
     }
 
+    /// Progress from a worker: a stopped worker (paused, cancelled) may still run until its next
+    /// await, and must not report "uploading" after the pause was reported.
+    fn progress(&self, info: &TransferInfo, cancel: &CancellationToken) {
+        if !cancel.is_cancelled() {
+            self.emit(info);
+        }
+    }
+
     fn emit(&self, info: &TransferInfo) {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
         let _ = self.events.send(Event::Transfer(info.clone()));
@@ -200,12 +197,7 @@ impl Transfers {
     }
 
     async fn request(&self, message: ClientMessage) -> Result<ServerMessage, ClientError> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Request { message, reply })
-            .await
-            .map_err(|_| ClientError::Closed)?;
-        rx.await.map_err(|_| ClientError::Closed)?
+        crate::engine::request(&self.commands, message).await
     }
 
     async fn status(&self, file_id: &str) -> Result<Status, ClientError> {
@@ -704,7 +696,7 @@ impl Transfers {
         tokio::spawn(async move {
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = this.work(&file_id) => {}
+                _ = this.work(&file_id, &cancel) => {}
             }
             let mut running = this.running.lock().unwrap_or_else(|p| p.into_inner());
             if running.get(&file_id).is_some_and(|(g, _)| *g == generation) {
@@ -741,7 +733,7 @@ impl Transfers {
         let _ = state.wait_for(|s| *s == ConnectionState::Online).await;
     }
 
-    async fn work(&self, file_id: &str) {
+    async fn work(&self, file_id: &str, cancel: &CancellationToken) {
         let mut protocol_errors = 0;
         loop {
             self.wait_online().await;
@@ -758,9 +750,11 @@ impl Transfers {
             };
             let result = match (t.info.direction, t.info.state) {
                 (Direction::Up, TransferState::Uploading | TransferState::Uploaded) => {
-                    self.upload(&store, t).await
+                    self.upload(&store, t, cancel).await
                 }
-                (Direction::Down, TransferState::Downloading) => self.download(&store, t).await,
+                (Direction::Down, TransferState::Downloading) => {
+                    self.download(&store, t, cancel).await
+                }
                 _ => return,
             };
             let error = match result {
@@ -794,8 +788,17 @@ impl Transfers {
         }
     }
 
-    async fn upload(&self, store: &Store, mut t: TransferRecord) -> Result<(), ClientError> {
+    async fn upload(
+        &self,
+        store: &Store,
+        mut t: TransferRecord,
+        cancel: &CancellationToken,
+    ) -> Result<(), ClientError> {
         let status = self.status(&t.info.file_id).await?;
+        if cancel.is_cancelled() {
+            // Paused or cancelled while asking: what was recorded then stands.
+            return Ok(());
+        }
         t.chunk_size = status.chunk_size.max(1);
         t.ranges = status.have;
         t.info.accepted = status.accepted;
@@ -803,7 +806,7 @@ impl Transfers {
         if !status.complete {
             t.info.state = TransferState::Uploading;
             self.save(store, &t).await?;
-            self.send_missing(store, &mut t).await?;
+            self.send_missing(store, &mut t, cancel).await?;
             // The receiver may have answered while we sent (the push updated the store, not
             // this copy): ask once more.
             t.info.accepted = self.status(&t.info.file_id).await?.accepted;
@@ -828,7 +831,12 @@ impl Transfers {
         self.save(store, &t).await
     }
 
-    async fn send_missing(&self, store: &Store, t: &mut TransferRecord) -> Result<(), ClientError> {
+    async fn send_missing(
+        &self,
+        store: &Store,
+        t: &mut TransferRecord,
+        cancel: &CancellationToken,
+    ) -> Result<(), ClientError> {
         let Some(path) = t.info.path.clone() else {
             return Err(invalid("the file to send is not known any more"));
         };
@@ -902,12 +910,17 @@ impl Transfers {
             store.update_ranges(&t.info.file_id, &t.ranges).await?;
             if let Some(rate) = meter.tick(t.info.done) {
                 t.info.rate = rate;
-                self.emit(&t.info);
+                self.progress(&t.info, cancel);
             }
         }
     }
 
-    async fn download(&self, store: &Store, mut t: TransferRecord) -> Result<(), ClientError> {
+    async fn download(
+        &self,
+        store: &Store,
+        mut t: TransferRecord,
+        cancel: &CancellationToken,
+    ) -> Result<(), ClientError> {
         let Some(dest) = t.info.path.clone().map(PathBuf::from) else {
             return Err(invalid("no destination chosen for this file"));
         };
@@ -931,6 +944,9 @@ impl Transfers {
             t.ranges = Ranges::default();
         }
         t.info.done = t.ranges.total();
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
         self.save(store, &t).await?;
         let mut meter = Meter::new(t.info.done);
         // Bytes that arrive in order are hashed as they come, which spares reading the whole
@@ -954,7 +970,7 @@ impl Transfers {
                 // The sender is still uploading (or offline): show what we have, look again in
                 // a moment.
                 t.info.rate = 0;
-                self.emit(&t.info);
+                self.progress(&t.info, cancel);
                 tokio::time::sleep(WAIT_FOR_SENDER).await;
                 continue;
             }
@@ -999,7 +1015,7 @@ impl Transfers {
                     store.update_ranges(&t.info.file_id, &t.ranges).await?;
                     if let Some(rate) = meter.tick(t.info.done) {
                         t.info.rate = rate;
-                        self.emit(&t.info);
+                        self.progress(&t.info, cancel);
                     }
                 }
             }

@@ -14,7 +14,6 @@
 //! (one fresh server per size) and the growth of this process's resident set during the
 //! transfer (both clients run here), so "flat in the file size" can be read off directly.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -56,26 +55,6 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(run(cli))
-}
-
-fn random_file(path: &Path, size: u64, seed: u64) -> Result<()> {
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
-    let mut x = seed | 1;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = size;
-    while left > 0 {
-        for word in buf.chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            word.copy_from_slice(&x.to_le_bytes());
-        }
-        let n = left.min(buf.len() as u64) as usize;
-        out.write_all(&buf[..n])?;
-        left -= n as u64;
-    }
-    out.flush()?;
-    Ok(())
 }
 
 /// File → one TCP connection on loopback → file, 512 KiB at a time.
@@ -172,7 +151,7 @@ struct Run {
 
 async fn one_run(size: u64, work: &Path, seed: u64) -> Result<Run> {
     let source = work.join("source.bin");
-    random_file(&source, size, seed)?;
+    natter_e2e::harness::files::random_file(&source, size, seed)?;
     let plain = plain_copy(&source, &work.join("plain.bin")).await?;
     std::fs::remove_file(work.join("plain.bin"))?;
 

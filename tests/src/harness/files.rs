@@ -40,6 +40,45 @@ pub fn file_bytes(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Writes a file of `size` pseudo-random bytes (xorshift: incompressible, fast to make, a
+/// megabyte at a time however large the file).
+pub fn random_file(path: &std::path::Path, size: u64, seed: u64) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let mut x = seed | 1;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        for word in buf.chunks_exact_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            word.copy_from_slice(&x.to_le_bytes());
+        }
+        let n = left.min(buf.len() as u64) as usize;
+        out.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Lowercase hex SHA-256 of a file, read a megabyte at a time.
+pub fn sha256_file(path: &std::path::Path) -> Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
 /// The reply to `file_offer`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Offered {
