@@ -260,9 +260,19 @@ pub struct AudioDevices {
 fn cpal_audio(devices: Arc<Mutex<(Option<String>, Option<String>)>>) -> AudioFactory {
     Arc::new(move || {
         let (input, output) = devices.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        // A chosen device that is gone (unplugged headset) falls back to the system default:
+        // a call with the laptop's microphone beats a call that cannot start.
         let source = voice::CpalSource::open(input.as_deref())
+            .or_else(|e| {
+                tracing::warn!(error = %e, "chosen microphone unavailable; using the default");
+                voice::CpalSource::open(None)
+            })
             .map_err(|e| ClientError::Io(format!("microphone: {e}")))?;
         let sink = voice::CpalSink::open(output.as_deref())
+            .or_else(|e| {
+                tracing::warn!(error = %e, "chosen speaker unavailable; using the default");
+                voice::CpalSink::open(None)
+            })
             .map_err(|e| ClientError::Io(format!("speaker: {e}")))?;
         Ok((
             Box::new(source) as Box<dyn voice::AudioSource>,
