@@ -907,8 +907,11 @@ impl Transfers {
             }
             t.ranges.insert(offset, offset + len);
             t.info.done = t.ranges.total();
-            store.update_ranges(&t.info.file_id, &t.ranges).await?;
+            // An upload resumes from what the server says it holds, so our own copy of the map
+            // is only for showing progress after a restart: saved with the progress, not per
+            // chunk (a database write per chunk held the pipeline up).
             if let Some(rate) = meter.tick(t.info.done) {
+                store.update_ranges(&t.info.file_id, &t.ranges).await?;
                 t.info.rate = rate;
                 self.progress(&t.info, cancel);
             }
