@@ -5,10 +5,10 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use natter_proto::{ChatMessage, Friend, MessageBody, MsgId, Target};
+use natter_proto::{ChatMessage, Friend, MessageBody, MsgId, RangeSet, Target};
 
 use crate::search::{searchable_text, space_cjk, SearchPlan};
-use crate::transfer::{Ranges, TransferInfo, TransferState};
+use crate::transfer::{TransferInfo, TransferState};
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -693,7 +693,7 @@ impl Store {
 
     /// Saves a moving transfer's chunk map only, so progress never overwrites a state that a
     /// pause, answer or cancel recorded meanwhile.
-    pub async fn update_ranges(&self, file_id: &str, ranges: &Ranges) -> StoreResult<()> {
+    pub async fn update_ranges(&self, file_id: &str, ranges: &RangeSet) -> StoreResult<()> {
         sqlx::query("UPDATE transfers SET ranges = ? WHERE file_id = ?")
             .bind(json(ranges))
             .bind(file_id)
@@ -732,7 +732,7 @@ pub struct TransferRecord {
     /// The server's suggested chunk size (0 until known).
     pub chunk_size: u32,
     /// The chunk map: bytes on disk (downloads) or confirmed by the server (uploads).
-    pub ranges: Ranges,
+    pub ranges: RangeSet,
     /// For image uploads: the message to post once the image is on the server.
     pub message: Option<MessageBody>,
 }

@@ -1,8 +1,7 @@
-//! What the user sees of a file transfer, and the byte-range arithmetic both directions share.
-//!
-//! The work itself (uploading, downloading, resuming) is in [`crate::transfers`].
+//! What the user sees of a file transfer. The work itself (uploading, downloading, resuming) is
+//! in [`crate::transfers`]; the chunk map is `natter_proto::RangeSet`, shared with the server.
 
-use natter_proto::{ByteRange, FileKind, Target};
+use natter_proto::{FileKind, Target};
 use serde::{Deserialize, Serialize};
 
 /// Which way the bytes go.
@@ -121,113 +120,4 @@ pub struct TransferInfo {
     /// When it was created (ms since the epoch).
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub ts: i64,
-}
-
-/// A set of byte ranges, kept ascending, disjoint and merged (the chunk map of seed 003).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ranges(Vec<(u64, u64)>);
-
-impl Ranges {
-    /// From the protocol's list (any order, may overlap).
-    pub fn from_wire(have: &[ByteRange]) -> Self {
-        let mut r = Ranges::default();
-        for b in have {
-            r.insert(b.start, b.end);
-        }
-        r
-    }
-
-    /// Adds `[start, end)`.
-    pub fn insert(&mut self, start: u64, end: u64) {
-        if start >= end {
-            return;
-        }
-        let (mut s, mut e) = (start, end);
-        let mut kept = Vec::with_capacity(self.0.len() + 1);
-        for &(a, b) in &self.0 {
-            if b < s || a > e {
-                kept.push((a, b));
-            } else {
-                s = s.min(a);
-                e = e.max(b);
-            }
-        }
-        kept.push((s, e));
-        kept.sort_unstable();
-        self.0 = kept;
-    }
-
-    /// Bytes covered.
-    pub fn total(&self) -> u64 {
-        self.0.iter().map(|(a, b)| b - a).sum()
-    }
-
-    /// Whether `[0, size)` is covered.
-    pub fn covers(&self, size: u64) -> bool {
-        size == 0 || self.0.first().is_some_and(|&(a, b)| a == 0 && b >= size)
-    }
-
-    /// The parts of `[0, size)` not covered, ascending.
-    pub fn missing(&self, size: u64) -> Vec<(u64, u64)> {
-        let mut gaps = Vec::new();
-        let mut at = 0;
-        for &(a, b) in &self.0 {
-            if a >= size {
-                break;
-            }
-            if a > at {
-                gaps.push((at, a));
-            }
-            at = at.max(b);
-        }
-        if at < size {
-            gaps.push((at, size));
-        }
-        gaps
-    }
-
-    /// The parts of `self` that `other` also covers.
-    pub fn intersect(&self, other: &[(u64, u64)]) -> Vec<(u64, u64)> {
-        let mut out = Vec::new();
-        for &(a, b) in &self.0 {
-            for &(c, d) in other {
-                let (s, e) = (a.max(c), b.min(d));
-                if s < e {
-                    out.push((s, e));
-                }
-            }
-        }
-        out.sort_unstable();
-        out
-    }
-
-    /// The ranges, ascending.
-    pub fn as_slice(&self) -> &[(u64, u64)] {
-        &self.0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_merge_and_report_gaps() {
-        let mut r = Ranges::default();
-        r.insert(10, 20);
-        r.insert(30, 40);
-        r.insert(20, 25);
-        assert_eq!(r.as_slice(), &[(10, 25), (30, 40)]);
-        assert_eq!(r.missing(50), vec![(0, 10), (25, 30), (40, 50)]);
-        r.insert(0, 35);
-        assert_eq!(r.as_slice(), &[(0, 40)]);
-        assert!(r.covers(40));
-        assert!(!r.covers(41));
-        assert_eq!(r.total(), 40);
-        assert_eq!(r.missing(40), vec![]);
-        r.insert(5, 5);
-        assert_eq!(r.as_slice(), &[(0, 40)]);
-        let avail = Ranges::from_wire(&[ByteRange { start: 0, end: 100 }]);
-        assert_eq!(avail.intersect(&r.missing(100)), vec![(40, 100)]);
-    }
 }

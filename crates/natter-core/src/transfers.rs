@@ -17,7 +17,7 @@ use bytes::BytesMut;
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 use natter_proto::{
-    validate, ClientMessage, ErrorCode, FileKind, MessageBody, ServerMessage, Target,
+    validate, ClientMessage, ErrorCode, FileKind, MessageBody, RangeSet, ServerMessage, Target,
 };
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::{request_id, Command, Piece};
 use crate::store::{OutboxEntry, Store, TransferRecord};
-use crate::transfer::{Direction, Ranges, TransferInfo, TransferState};
+use crate::transfer::{Direction, TransferInfo, TransferState};
 use crate::{now_ms, ClientError, ConnectionState, Event, SharedStore};
 
 /// Chunks an upload keeps in flight: enough to keep a loopback or LAN link busy while the
@@ -218,7 +218,7 @@ impl Transfers {
             } => Ok(Status {
                 size,
                 chunk_size,
-                have: Ranges::from_wire(&have),
+                have: RangeSet::from_wire(&have),
                 complete,
                 accepted,
             }),
@@ -320,7 +320,7 @@ impl Transfers {
                 ts: now_ms(),
             },
             chunk_size,
-            ranges: Ranges::default(),
+            ranges: RangeSet::default(),
             message,
         };
         store.insert_transfer(&record).await?;
@@ -459,7 +459,7 @@ impl Transfers {
             if let Some(dest) = &t.info.path {
                 let _ = tokio::fs::remove_file(part_path(Path::new(dest))).await;
             }
-            t.ranges = Ranges::default();
+            t.ranges = RangeSet::default();
         }
         self.save(store, t).await
     }
@@ -493,7 +493,7 @@ impl Transfers {
                     ts: now_ms(),
                 },
                 chunk_size: status.chunk_size,
-                ranges: Ranges::default(),
+                ranges: RangeSet::default(),
                 message: None,
             };
             tokio::fs::create_dir_all(media_dir).await?;
@@ -600,7 +600,7 @@ impl Transfers {
                         ts: offer.ts,
                     },
                     chunk_size: 0,
-                    ranges: Ranges::default(),
+                    ranges: RangeSet::default(),
                     message: None,
                 };
                 match store.insert_transfer(&record).await {
@@ -944,7 +944,7 @@ impl Transfers {
             .is_some_and(|&(_, end)| end > on_disk)
         {
             tracing::info!(file_id = %t.info.file_id, "partial download lost; starting over");
-            t.ranges = Ranges::default();
+            t.ranges = RangeSet::default();
         }
         t.info.done = t.ranges.total();
         if cancel.is_cancelled() {
@@ -1033,7 +1033,7 @@ impl Transfers {
             };
             if actual != t.info.sha256 {
                 let _ = tokio::fs::remove_file(&part).await;
-                t.ranges = Ranges::default();
+                t.ranges = RangeSet::default();
                 store.update_transfer(&t).await?;
                 return Err(ClientError::Io(format!(
                     "the received file does not match its checksum (expected {}, got {actual})",
@@ -1056,7 +1056,7 @@ impl Transfers {
 struct Status {
     size: u64,
     chunk_size: u32,
-    have: Ranges,
+    have: RangeSet,
     complete: bool,
     accepted: bool,
 }

@@ -9,12 +9,14 @@ pub mod error;
 pub mod frame;
 pub mod media;
 pub mod message;
+pub mod ranges;
 pub mod validate;
 
 pub use decode::{decode_client, decode_server, encode, DecodeError};
 pub use error::ErrorCode;
 pub use frame::{Frame, FrameCodec, FrameError, DEFAULT_MAX_FRAME};
 pub use message::*;
+pub use ranges::RangeSet;
 
 /// Protocol version carried by `hello`; bumped on any incompatible change.
 pub const PROTOCOL_VERSION: u32 = 1;

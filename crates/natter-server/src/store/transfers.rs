@@ -6,7 +6,7 @@ use natter_proto::{FileKind, FileOfferInfo};
 use sqlx::Row;
 
 use super::{Store, StoreError, StoreResult, UserId};
-use crate::transfer::ranges::RangeSet;
+use natter_proto::RangeSet;
 
 /// A transfer as stored.
 #[derive(Debug, Clone)]
@@ -114,7 +114,7 @@ fn kind_str(kind: FileKind) -> &'static str {
 fn transfer_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<TransferRecord> {
     let file_id: String = row.try_get("file_id")?;
     let have: String = row.try_get("have")?;
-    let have = RangeSet::from_storage(&have).unwrap_or_else(|e| {
+    let have = serde_json::from_str::<RangeSet>(&have).unwrap_or_else(|e| {
         // Claiming nothing is safe: the sender uploads the bytes again.
         tracing::warn!(%file_id, error = %e, "unreadable ranges; treating them as empty");
         RangeSet::new()
@@ -268,10 +268,10 @@ impl Store {
         let Some((have,)) = row else {
             return Ok(None);
         };
-        let mut have = RangeSet::from_storage(&have).unwrap_or_default();
+        let mut have = serde_json::from_str::<RangeSet>(&have).unwrap_or_default();
         have.insert(start, end);
         sqlx::query("UPDATE transfers SET have = ? WHERE file_id = ?")
-            .bind(have.to_storage())
+            .bind(serde_json::to_string(&have).expect("pairs of integers serialise to JSON"))
             .bind(file_id)
             .execute(&mut *tx)
             .await?;

@@ -6,7 +6,6 @@
 
 pub mod blobs;
 pub mod fetch;
-pub mod ranges;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -299,7 +298,7 @@ pub async fn expire(store: &Store, blobs: &Blobs, hub: &Hub, now: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transfer::ranges::RangeSet;
+    use natter_proto::RangeSet;
 
     #[test]
     fn chunk_sizes_grow_with_the_file_and_respect_the_frame_limit() {

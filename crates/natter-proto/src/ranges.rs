@@ -1,17 +1,34 @@
-//! The byte ranges of a transfer the server holds (seed 003's chunk map, generalised to ranges):
-//! pure logic, so the merging rules are tested without a disk or a database.
+//! Byte ranges of a transfer (seed 003's chunk map, generalised to ranges): what the server
+//! holds, and what a client has on disk or knows the server confirmed. Pure logic shared by both
+//! ends, so the merging rules are tested without a disk or a database.
 
-use natter_proto::ByteRange;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::ByteRange;
 
 /// Half-open ranges `[start, end)`, kept ascending, disjoint and merged (touching ranges join),
 /// so the wire's `have` is exactly this list and "everything stored" is one range.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RangeSet(Vec<(u64, u64)>);
 
-/// The stored form of a range set could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("unreadable stored byte ranges: {0}")]
-pub struct BadRanges(#[from] serde_json::Error);
+/// Serialised as JSON pairs `[[start, end], ...]`; reading normalises (a hand-edited row cannot
+/// break the invariants).
+impl Serialize for RangeSet {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RangeSet {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let pairs = Vec::<(u64, u64)>::deserialize(deserializer)?;
+        let mut set = RangeSet::new();
+        for (start, end) in pairs {
+            set.insert(start, end);
+        }
+        Ok(set)
+    }
+}
 
 impl RangeSet {
     /// No bytes.
@@ -63,19 +80,48 @@ impl RangeSet {
             .collect()
     }
 
-    /// The stored form: JSON `[[start, end], ...]`.
-    pub fn to_storage(&self) -> String {
-        serde_json::to_string(&self.0).expect("pairs of integers serialise to JSON")
+    /// From the protocol's list (any order; overlaps merge).
+    pub fn from_wire(have: &[ByteRange]) -> Self {
+        let mut set = Self::new();
+        for r in have {
+            set.insert(r.start, r.end);
+        }
+        set
     }
 
-    /// Reads the stored form, normalising it (a hand-edited row cannot break the invariants).
-    pub fn from_storage(text: &str) -> Result<Self, BadRanges> {
-        let pairs: Vec<(u64, u64)> = serde_json::from_str(text)?;
-        let mut set = Self::new();
-        for (start, end) in pairs {
-            set.insert(start, end);
+    /// The parts of `[0, size)` not held, ascending.
+    pub fn missing(&self, size: u64) -> Vec<(u64, u64)> {
+        let mut gaps = Vec::new();
+        let mut at = 0;
+        for &(start, end) in self.0.iter().take_while(|&&(start, _)| start < size) {
+            if start > at {
+                gaps.push((at, start));
+            }
+            at = at.max(end);
         }
-        Ok(set)
+        if at < size {
+            gaps.push((at, size));
+        }
+        gaps
+    }
+
+    /// The parts of `ranges` (ascending, disjoint) that are held.
+    pub fn intersect(&self, ranges: &[(u64, u64)]) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        for &(a, b) in ranges {
+            for &(s, e) in &self.0 {
+                let (lo, hi) = (a.max(s), b.min(e));
+                if lo < hi {
+                    out.push((lo, hi));
+                }
+            }
+        }
+        out
+    }
+
+    /// The ranges, ascending.
+    pub fn as_slice(&self) -> &[(u64, u64)] {
+        &self.0
     }
 }
 
@@ -120,12 +166,30 @@ mod tests {
     }
 
     #[test]
-    fn storage_round_trips_and_normalises() {
+    fn json_round_trips_and_normalises() {
         let s = set(&[(0, 10), (20, 30)]);
-        assert_eq!(RangeSet::from_storage(&s.to_storage()).expect("valid"), s);
-        let messy = RangeSet::from_storage("[[20,30],[0,10],[5,20],[40,40]]").expect("valid");
+        let json = serde_json::to_string(&s).expect("serialise");
+        assert_eq!(json, "[[0,10],[20,30]]");
+        assert_eq!(serde_json::from_str::<RangeSet>(&json).expect("valid"), s);
+        let messy: RangeSet =
+            serde_json::from_str("[[20,30],[0,10],[5,20],[40,40]]").expect("valid");
         assert_eq!(messy.0, vec![(0, 30)]);
-        assert!(RangeSet::from_storage("not json").is_err());
+        assert!(serde_json::from_str::<RangeSet>("not json").is_err());
+    }
+
+    #[test]
+    fn gaps_and_what_is_available_of_them() {
+        let s = set(&[(10, 20), (30, 40)]);
+        assert_eq!(s.missing(50), vec![(0, 10), (20, 30), (40, 50)]);
+        assert_eq!(s.missing(35), vec![(0, 10), (20, 30)]);
+        assert_eq!(set(&[(0, 40)]).missing(40), vec![]);
+        assert_eq!(RangeSet::new().missing(7), vec![(0, 7)]);
+        let server = RangeSet::from_wire(&[ByteRange { start: 0, end: 100 }]);
+        assert_eq!(
+            server.intersect(&s.missing(100)),
+            vec![(0, 10), (20, 30), (40, 100)]
+        );
+        assert_eq!(s.intersect(&[(15, 35)]), vec![(15, 20), (30, 35)]);
     }
 
     /// Against a bitmap, for many pseudo-random insert sequences.
