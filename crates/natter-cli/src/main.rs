@@ -495,6 +495,34 @@ fn free_path(dir: &std::path::Path, name: &str) -> PathBuf {
         .unwrap_or(first)
 }
 
+/// Hands every event to `handle` until `for_secs` pass (or Ctrl-C, without a limit) or the
+/// client stops.
+async fn on_events(
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    for_secs: Option<u64>,
+    mut handle: impl AsyncFnMut(Event) -> Result<()>,
+) -> Result<()> {
+    let stop = async {
+        match for_secs {
+            Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return Ok(()),
+            event = events.recv() => match event {
+                Ok(event) => handle(event).await?,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+}
+
 /// Prints a transfer's progress until `done` says its state is the end (or it fails).
 async fn wait_transfer(
     out: &Out,
@@ -622,53 +650,27 @@ async fn run(cli: &Cli, client: &Client, out: &Out) -> Result<()> {
                         .await?;
                 }
             }
-            let stop = async {
-                match for_secs {
-                    Some(s) => tokio::time::sleep(Duration::from_secs(*s)).await,
-                    None => {
-                        let _ = tokio::signal::ctrl_c().await;
+            on_events(&mut events, *for_secs, async |event| {
+                if let Event::Transfer(t) = event {
+                    out.event(&Event::Transfer(t.clone()));
+                    if accept(&t) {
+                        client
+                            .accept_file(&t.file_id, &free_path(dir, &t.name))
+                            .await?;
                     }
                 }
-            };
-            tokio::pin!(stop);
-            loop {
-                tokio::select! {
-                    _ = &mut stop => break,
-                    event = events.recv() => match event {
-                        Ok(Event::Transfer(t)) => {
-                            out.event(&Event::Transfer(t.clone()));
-                            if accept(&t) {
-                                client.accept_file(&t.file_id, &free_path(dir, &t.name)).await?;
-                            }
-                        }
-                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(_) => break,
-                    }
-                }
-            }
+                Ok(())
+            })
+            .await?;
         }
         Command::Follow { for_secs } => {
             let mut events = client.events();
             login(cli, client, out, false).await?;
-            let stop = async {
-                match for_secs {
-                    Some(s) => tokio::time::sleep(Duration::from_secs(*s)).await,
-                    None => {
-                        let _ = tokio::signal::ctrl_c().await;
-                    }
-                }
-            };
-            tokio::pin!(stop);
-            loop {
-                tokio::select! {
-                    _ = &mut stop => break,
-                    event = events.recv() => match event {
-                        Ok(e) => out.event(&e),
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(_) => break,
-                    }
-                }
-            }
+            on_events(&mut events, *for_secs, async |event| {
+                out.event(&event);
+                Ok(())
+            })
+            .await?;
         }
         Command::Shell => {
             let mut events = client.events();
