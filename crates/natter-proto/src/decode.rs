@@ -186,8 +186,12 @@ mod tests {
                 },
             },
             Ack {
-                id: id(),
+                id: Some(id()),
                 msg_ids: vec![1, 2],
+            },
+            Ack {
+                id: None,
+                msg_ids: vec![3],
             },
             History {
                 id: id(),
@@ -303,6 +307,7 @@ mod tests {
                 heartbeat_interval_ms: 1,
                 idle_timeout_ms: 2,
                 max_frame_bytes: 3,
+                presence_interval_ms: 4,
             },
             Ok { id: id() },
             ServerMessage::error(Some("r1"), ErrorCode::RateLimited, "slow down"),
@@ -386,6 +391,14 @@ mod tests {
             UserOnline { user: online },
             UserOffline {
                 username: "a".into(),
+            },
+            Presence {
+                online: vec![OnlineUser {
+                    username: "b".into(),
+                    nickname: "B".into(),
+                    is_guest: false,
+                }],
+                offline: vec!["a".into()],
             },
             FriendRequestReceived { request },
             FriendResponse {
@@ -489,7 +502,7 @@ mod tests {
             "already_authenticated","invalid_username","reserved_username","invalid_password",
             "invalid_field","username_taken","bad_credentials","session_expired","no_such_user",
             "already_friends","not_friends","request_pending","no_such_request","self_target",
-            "rate_limited","forbidden","not_found","not_implemented","file_too_large","quota_exceeded","server_busy","internal"]"#,
+            "rate_limited","slow_down","forbidden","not_found","not_implemented","file_too_large","quota_exceeded","server_busy","internal"]"#,
         )
         .expect("every documented code parses");
         for code in all {

@@ -57,6 +57,9 @@ pub enum ErrorCode {
     SelfTarget,
     /// Too many requests; `retry_after_ms` says when to try again.
     RateLimited,
+    /// The server is overloaded: the message was not stored; send it again (same
+    /// `client_msg_id`) after `retry_after_ms`.
+    SlowDown,
     /// The session may not do this (e.g. read a file that is not addressed to it).
     Forbidden,
     /// No such file, transfer or call.
@@ -110,6 +113,7 @@ impl ErrorCode {
             ErrorCode::NoSuchRequest => "no_such_request",
             ErrorCode::SelfTarget => "self_target",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::SlowDown => "slow_down",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::NotImplemented => "not_implemented",

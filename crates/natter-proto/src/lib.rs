@@ -19,7 +19,10 @@ pub use message::*;
 pub use ranges::RangeSet;
 
 /// Protocol version carried by `hello`; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
+/// Oldest version a server still speaks: version 1 clients get presence one push per change
+/// (§5.3); everything else is the same.
+pub const MIN_PROTOCOL_VERSION: u32 = 1;
 /// Default plain TCP port (seed 002).
 pub const DEFAULT_PORT: u16 = 4004;
 /// Default TLS port (seed 002).

@@ -236,7 +236,7 @@ pub enum ClientMessage {
     Hello {
         /// Request id.
         id: RequestId,
-        /// Must equal [`crate::PROTOCOL_VERSION`].
+        /// [`crate::MIN_PROTOCOL_VERSION`] to [`crate::PROTOCOL_VERSION`].
         version: u32,
         /// Free-form client name and version, for logs.
         #[serde(default)]
@@ -373,8 +373,9 @@ pub enum ClientMessage {
     },
     /// The client has stored these pushed private messages; the senders get `delivered`.
     Ack {
-        /// Request id.
-        id: RequestId,
+        /// Request id; without one the server sends no `ok` (a quiet ack, §5.5).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
         /// Ids of `message` pushes received.
         msg_ids: Vec<MsgId>,
     },
@@ -498,6 +499,9 @@ pub enum ServerMessage {
         idle_timeout_ms: u64,
         /// Largest frame payload accepted.
         max_frame_bytes: u64,
+        /// How often batched `presence` pushes go out (version 2, `presence: "all"`).
+        #[serde(default)]
+        presence_interval_ms: u64,
     },
     /// Generic success reply.
     Ok {
@@ -670,6 +674,14 @@ pub enum ServerMessage {
         /// Who.
         username: String,
     },
+    /// Push (version 2, `presence: "all"`): the presence changes of one interval, applied in
+    /// order on top of what the client knows (`online` added or replaced, `offline` removed).
+    Presence {
+        /// Users who came online (or changed their nickname).
+        online: Vec<OnlineUser>,
+        /// Usernames that went offline.
+        offline: Vec<String>,
+    },
     /// Push: a friend request arrived (also delivered at the next login).
     FriendRequestReceived {
         /// The request.
@@ -761,8 +773,8 @@ pub enum ServerMessage {
 }
 
 impl ClientMessage {
-    /// The request id every client message carries.
-    pub fn id(&self) -> &str {
+    /// The request id; only a quiet `ack` has none.
+    pub fn id(&self) -> Option<&str> {
         use ClientMessage::*;
         match self {
             Hello { id, .. }
@@ -781,7 +793,6 @@ impl ClientMessage {
             | FriendDelete { id, .. }
             | FriendList { id }
             | SendMessage { id, .. }
-            | Ack { id, .. }
             | History { id, .. }
             | FileOffer { id, .. }
             | FileAnswer { id, .. }
@@ -791,7 +802,8 @@ impl ClientMessage {
             | FileCancel { id, .. }
             | CallInvite { id, .. }
             | CallAnswer { id, .. }
-            | CallHangup { id, .. } => id,
+            | CallHangup { id, .. } => Some(id),
+            Ack { id, .. } => id.as_deref(),
         }
     }
 }
@@ -820,6 +832,7 @@ impl ServerMessage {
             Heartbeat { .. }
             | UserOnline { .. }
             | UserOffline { .. }
+            | Presence { .. }
             | FriendRequestReceived { .. }
             | FriendResponse { .. }
             | FriendRemoved { .. }
@@ -899,6 +912,7 @@ pub const SERVER_TYPES: &[&str] = &[
     "heartbeat",
     "user_online",
     "user_offline",
+    "presence",
     "friend_request_received",
     "friend_response",
     "friend_removed",

@@ -50,6 +50,9 @@ pub struct Cli {
     /// Silence after which a connection is dropped [default: 45000].
     #[arg(long, env = "NATTER_IDLE_TIMEOUT_MS")]
     pub idle_timeout_ms: Option<u64>,
+    /// How often batched presence changes go out to version 2 clients [default: 200].
+    #[arg(long, env = "NATTER_PRESENCE_INTERVAL_MS")]
+    pub presence_interval_ms: Option<u64>,
     /// How long a disconnected guest keeps their name and can resume [default: 120000].
     #[arg(long, env = "NATTER_GUEST_GRACE_MS")]
     pub guest_grace_ms: Option<u64>,
@@ -112,6 +115,8 @@ pub struct FileConfig {
     pub heartbeat_interval_ms: Option<u64>,
     /// See [`Cli::idle_timeout_ms`].
     pub idle_timeout_ms: Option<u64>,
+    /// See [`Cli::presence_interval_ms`].
+    pub presence_interval_ms: Option<u64>,
     /// See [`Cli::guest_grace_ms`].
     pub guest_grace_ms: Option<u64>,
     /// See [`Cli::max_connections`].
@@ -184,6 +189,8 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// Idle timeout.
     pub idle_timeout: Duration,
+    /// Period of batched presence pushes.
+    pub presence_interval: Duration,
     /// Guest grace period.
     pub guest_grace: Duration,
     /// Connection cap.
@@ -217,6 +224,10 @@ pub const DEFAULT_USER_QUOTA_BYTES: u64 = 20 << 30;
 /// Default transfer lifetime: 7 days.
 pub const DEFAULT_FILE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// Default period of batched presence pushes: fast enough that a contact list feels live,
+/// slow enough that a login storm costs a few frames per session, not one per login.
+pub const DEFAULT_PRESENCE_INTERVAL: Duration = Duration::from_millis(200);
+
 /// Default ring timeout (PROTOCOL.md §5.8 recommends 30 s).
 pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -239,6 +250,7 @@ impl Config {
             max_frame_bytes: natter_proto::DEFAULT_MAX_FRAME,
             heartbeat_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(45),
+            presence_interval: DEFAULT_PRESENCE_INTERVAL,
             guest_grace: Duration::from_secs(120),
             max_connections: 20_000,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
@@ -336,6 +348,11 @@ impl Config {
                 .idle_timeout_ms
                 .or(file.idle_timeout_ms)
                 .unwrap_or(45_000)),
+            presence_interval: cli
+                .presence_interval_ms
+                .or(file.presence_interval_ms)
+                .map(ms)
+                .unwrap_or(DEFAULT_PRESENCE_INTERVAL),
             guest_grace,
             max_connections: cli
                 .max_connections

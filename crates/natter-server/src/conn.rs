@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -32,6 +32,12 @@ use crate::Ctx;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most queued pushes written before the next flush.
 const PUSH_BATCH: usize = 256;
+/// Starting size of a connection's read and write buffers. Most frames are a few hundred bytes;
+/// tokio-util's default (8 KiB each) was most of an idle session's memory.
+const BUFFER: usize = 2048;
+/// A buffer that grew past this for one large frame (a long online list, a file piece) is let
+/// go once empty, so a session does not keep its largest frame's memory for life.
+const BUFFER_KEEP: usize = 64 * 1024;
 
 struct Writer<S> {
     framed: Framed<S, FrameCodec>,
@@ -62,9 +68,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Writer<S> {
             return Ok(());
         }
         self.dirty = false;
-        match tokio::time::timeout(WRITE_TIMEOUT, self.framed.flush()).await {
+        let flushed = match tokio::time::timeout(WRITE_TIMEOUT, self.framed.flush()).await {
             Ok(result) => result,
             Err(_) => Err(FrameError::Io(std::io::ErrorKind::TimedOut.into())),
+        };
+        self.shrink_buffers();
+        flushed
+    }
+
+    fn shrink_buffers(&mut self) {
+        let write = self.framed.write_buffer_mut();
+        if write.is_empty() && write.capacity() > BUFFER_KEEP {
+            *write = BytesMut::with_capacity(BUFFER);
+        }
+        let read = self.framed.read_buffer_mut();
+        if read.is_empty() && read.capacity() > BUFFER_KEEP {
+            *read = BytesMut::with_capacity(BUFFER);
         }
     }
 }
@@ -105,6 +124,31 @@ async fn write_push<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     }
+}
+
+/// Writes the replies and pushes that are ready now, without waiting for any.
+///
+/// Polling `later` here uses a no-op waker; that is safe because the loop polls it again with
+/// the task's own waker in the next `select!` before it sleeps.
+async fn write_ready<S: AsyncRead + AsyncWrite + Unpin>(
+    w: &mut Writer<S>,
+    state: &mut ConnState,
+    later: &mut Later,
+    push_rx: &mut mpsc::Receiver<Push>,
+) -> Result<(), FrameError> {
+    while !later.ordered.is_empty() {
+        match later.ordered.next().now_or_never() {
+            Some(Some(reply)) => w.message(&reply).await?,
+            _ => break,
+        }
+    }
+    for _ in 0..PUSH_BATCH {
+        match push_rx.try_recv() {
+            Ok(push) => write_push(w, state, push).await?,
+            Err(_) => break,
+        }
+    }
+    Ok(())
 }
 
 enum Exit {
@@ -244,7 +288,7 @@ pub async fn serve<S>(
     let (push_tx, mut push_rx) = mpsc::channel(SESSION_QUEUE);
     let mut state = ConnState::new(conn_id, peer.ip(), local.ip(), push_tx, &ctx.config.limits);
     let mut w = Writer {
-        framed: Framed::new(stream, FrameCodec::new(ctx.config.max_frame_bytes)),
+        framed: Framed::with_capacity(stream, FrameCodec::new(ctx.config.max_frame_bytes), BUFFER),
         last_tx: Instant::now(),
         dirty: false,
     };
@@ -354,6 +398,14 @@ pub async fn serve<S>(
                     Ok(None)
                 }
             }
+        };
+        let result = match result {
+            // Whatever else is ready already goes out in the same write: a reply that just
+            // committed and the pushes queued meanwhile cost one syscall, not one each.
+            Ok(None) => write_ready(&mut w, &mut state, &mut later, &mut push_rx)
+                .await
+                .map(|_| None),
+            other => other,
         };
         match result {
             Ok(Some(exit)) => break exit,

@@ -3,6 +3,11 @@
 //! Pushes are serialised once and shared (`Bytes`) by every recipient. A session whose channel is
 //! full is too slow to keep up; it is told to close (its private messages stay queued in the
 //! database and come again at its next login), so one stuck client never stalls the others.
+//!
+//! Presence for everyone (`presence: "all"`) is N² pushes if each change goes to each session
+//! (50 million for a ramp of 10,000 logins). Version 2 sessions get it batched instead: changes
+//! collect in `pending` (the last state of each user wins) and [`Hub::flush_presence`], run every
+//! presence interval, sends them all as one `presence` push, encoded once for every session.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -63,6 +68,8 @@ struct Entry {
     local_ip: IpAddr,
     user: OnlineUser,
     scope: PresenceScope,
+    /// Gets presence in batches (§5.3, version 2 with `presence: "all"`).
+    batched: bool,
     friends: HashSet<UserId>,
     tx: mpsc::Sender<Push>,
     control: std::sync::Arc<SessionControl>,
@@ -81,6 +88,8 @@ pub struct Attach {
     pub user: OnlineUser,
     /// Which presence pushes the connection wants.
     pub scope: PresenceScope,
+    /// Presence in batches rather than one push per change.
+    pub batched: bool,
     /// The user's friends' ids.
     pub friends: HashSet<UserId>,
     /// The connection's push channel.
@@ -100,6 +109,15 @@ struct Inner {
     sessions: HashMap<UserId, Entry>,
     /// Username key → id of online users, so routing to them needs no database read.
     by_name: HashMap<String, UserId>,
+    /// Presence changes not yet sent to batched sessions: username key → the user now, or
+    /// `None` (with the display name) once offline.
+    pending: HashMap<String, PresenceChange>,
+}
+
+#[derive(Debug)]
+enum PresenceChange {
+    Online(OnlineUser),
+    Offline(String),
 }
 
 impl std::ops::Deref for Inner {
@@ -133,6 +151,7 @@ impl Hub {
             local_ip: attach.local_ip,
             user: attach.user.clone(),
             scope: attach.scope,
+            batched: attach.batched,
             friends: attach.friends,
             tx: attach.tx,
             control: attach.control,
@@ -187,7 +206,8 @@ impl Hub {
         }
     }
 
-    /// Sends a presence change of `user_id` to everyone who wants it.
+    /// Sends a presence change of `user_id` to everyone who wants it now, and queues it for the
+    /// next batch.
     fn announce(&self, user_id: UserId, message: &ServerMessage) {
         let friends = self
             .lock()
@@ -198,15 +218,45 @@ impl Hub {
     }
 
     fn announce_with(&self, user_id: UserId, friends: &HashSet<UserId>, message: &ServerMessage) {
+        let change = match message {
+            ServerMessage::UserOnline { user } => PresenceChange::Online(user.clone()),
+            ServerMessage::UserOffline { username } => PresenceChange::Offline(username.clone()),
+            _ => return,
+        };
+        let key = match &change {
+            PresenceChange::Online(user) => natter_proto::validate::username_key(&user.username),
+            PresenceChange::Offline(name) => natter_proto::validate::username_key(name),
+        };
         let frame = encode_payload(message);
-        let sessions = self.lock();
-        for (id, entry) in sessions.iter() {
-            if *id == user_id {
+        let mut inner = self.lock();
+        for (id, entry) in inner.sessions.iter() {
+            if *id == user_id || (entry.batched && !friends.contains(id)) {
                 continue;
             }
             if entry.scope == PresenceScope::All || friends.contains(id) {
                 deliver(entry, Push::Frame(frame.clone()));
             }
+        }
+        inner.pending.insert(key, change);
+    }
+
+    /// Sends the presence changes collected since the last call, as one `presence` push, to
+    /// every batched session. Friends also had them at once; a batch may name its recipient.
+    pub fn flush_presence(&self) {
+        let mut inner = self.lock();
+        if inner.pending.is_empty() {
+            return;
+        }
+        let (mut online, mut offline) = (Vec::new(), Vec::new());
+        for (_, change) in inner.pending.drain() {
+            match change {
+                PresenceChange::Online(user) => online.push(user),
+                PresenceChange::Offline(name) => offline.push(name),
+            }
+        }
+        let frame = encode_payload(&ServerMessage::Presence { online, offline });
+        for entry in inner.sessions.values().filter(|e| e.batched) {
+            deliver(entry, Push::Frame(frame.clone()));
         }
     }
 

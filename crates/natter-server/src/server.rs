@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::persist::Writer;
 use crate::ratelimit::IpLimiter;
-use crate::store::{Store, StoreError};
+use crate::store::{SqliteLog, Store, StoreError};
 use crate::tls::{TlsError, TlsSetup};
 use crate::transfer::{self, blobs::Blobs, Transfers};
 use crate::{conn, now_ms, Ctx};
@@ -127,7 +127,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let store = Store::open(&config.data_dir.join("natter.db")).await?;
+    let db_path = config.data_dir.join("natter.db");
+    let store = Store::open(&db_path).await?;
     // Nobody is online after a (re)start: guests' grace periods start now.
     store.touch_all_guests(now_ms()).await?;
     let files_dir = config.data_dir.join("files");
@@ -138,7 +139,8 @@ pub async fn run(
     let transfers = Transfers::new(blobs);
     transfers.recover(&store).await;
     let hub = Arc::new(Hub::default());
-    let (writer, writer_task) = Writer::spawn(store.clone(), hub.clone(), now_ms);
+    let log = SqliteLog::open(&db_path).map_err(ServerError::Store)?;
+    let (writer, writer_thread) = Writer::spawn(Box::new(log), hub.clone(), now_ms)?;
     let relay_addr = listeners.relay_addr()?;
     let calls = Arc::new(Calls::new(&config, relay_addr.port()));
     let ctx = Arc::new(Ctx {
@@ -180,6 +182,11 @@ pub async fn run(
         ));
     }
     tasks.spawn(housekeeping(ctx.clone(), cancel.clone()));
+    tasks.spawn(presence_batches(
+        hub.clone(),
+        config.presence_interval,
+        cancel.clone(),
+    ));
 
     shutdown.await;
     tracing::info!("shutting down");
@@ -197,9 +204,21 @@ pub async fn run(
     ctx.transfers.finish(Duration::from_secs(10)).await;
     drop(ctx);
     // Every Writer handle is gone once the connections are; the writer drains and stops.
-    let _ = writer_task.await;
+    writer_thread.join().await;
     store.close().await;
     Ok(())
+}
+
+/// Sends the batched presence changes every `interval` (§5.3) until shutdown.
+async fn presence_batches(hub: Arc<Hub>, interval: Duration, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tick.tick() => hub.flush_presence(),
+        }
+    }
 }
 
 async fn accept_loop(

@@ -1,15 +1,16 @@
 //! Storage: every SQL statement of the server lives here, behind named operations, so the handlers
 //! never see SQL and a Postgres store can be added later behind the same API.
 //!
-//! Chat messages and acks do not come through here one by one: [`crate::persist`] batches them into
-//! one transaction per burst, using the `*_in` functions that take an open transaction.
-//! File transfers' statements are in [`transfers`].
+//! Chat messages and acks do not come through here one by one: [`crate::persist`] commits them
+//! in batches through the [`MessageLog`] in [`log`]. File transfers' statements are in
+//! [`transfers`].
 
+mod log;
 mod transfers;
 
+pub use log::{Committed, MessageLog, SqliteLog};
 pub use transfers::{NewTransfer, RemovedTransfer, TransferRecord};
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -24,6 +25,9 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// The message log's SQLite handle failed.
+    #[error("message log error: {0}")]
+    Log(#[from] rusqlite::Error),
     /// Migrations failed.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -236,9 +240,19 @@ impl Store {
         Ok(Self { pool, write })
     }
 
-    /// Starts a transaction (used by the batch writer).
-    pub async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.write.begin().await?)
+    /// Starts a write transaction that holds the write lock from its first statement: the
+    /// message log writes through its own connection, and a deferred transaction that read first
+    /// would fail with SQLITE_BUSY_SNAPSHOT if the log committed before it wrote.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// The read pool, for tests that check rows directly.
+    #[cfg(test)]
+    pub(crate) fn pool_for_tests(&self) -> SqlitePool {
+        self.pool.clone()
     }
 
     /// Closes both pools.
@@ -364,7 +378,7 @@ impl Store {
         id: UserId,
         erase_sent_queue: bool,
     ) -> StoreResult<Vec<RemovedTransfer>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM messages WHERE recipient_id = ? AND delivered_at IS NULL")
             .bind(id)
             .execute(&mut *tx)
@@ -557,7 +571,7 @@ impl Store {
 
     /// Makes two users friends and drops requests between them, in one transaction.
     pub async fn befriend(&self, a: UserId, b: UserId, now: i64) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         for (x, y) in [(a, b), (b, a)] {
             sqlx::query(
                 "INSERT OR IGNORE INTO friendships (user_id, friend_id, since) VALUES (?, ?, ?)",
@@ -688,201 +702,4 @@ pub async fn add_notice_in(
         .execute(conn)
         .await?;
     Ok(())
-}
-
-/// Rows per multi-row statement: 9 parameters each stays far below SQLite's parameter limit,
-/// and a batch costs a handful of statements instead of one per message.
-const ROWS_PER_STATEMENT: usize = 200;
-
-fn recipient_parts(msg: &NewMessage) -> (String, Option<UserId>, Option<String>) {
-    match &msg.recipient {
-        Some((id, name)) => (
-            private_conv_key(msg.sender_id, *id),
-            Some(*id),
-            Some(name.clone()),
-        ),
-        None => (SQUARE_CONV.to_owned(), None, None),
-    }
-}
-
-fn stored_new(msg: &NewMessage, msg_id: MsgId, now: i64) -> StoredMessage {
-    let (_, recipient_id, recipient_name) = recipient_parts(msg);
-    StoredMessage {
-        message: ChatMessage {
-            msg_id,
-            client_msg_id: msg.client_msg_id.clone(),
-            from: msg.sender_name.clone(),
-            from_guest: msg.sender_guest,
-            to: match recipient_name {
-                Some(username) => Target::User { username },
-                None => Target::Square,
-            },
-            ts: now,
-            body: msg.body.clone(),
-        },
-        recipient_id,
-        duplicate: false,
-    }
-}
-
-/// Stores messages in order, in as few statements as possible. A client message id already
-/// stored for its sender (earlier, or earlier in the same batch) yields the original message
-/// with `duplicate` set.
-pub async fn save_messages_in(
-    conn: &mut SqliteConnection,
-    msgs: &[&NewMessage],
-    now: i64,
-) -> StoreResult<Vec<StoredMessage>> {
-    let mut new_ids: HashMap<(UserId, String), MsgId> = HashMap::with_capacity(msgs.len());
-    for chunk in msgs.chunks(ROWS_PER_STATEMENT) {
-        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        let sql = format!(
-            "INSERT INTO messages (sender_id, sender_name, sender_guest, client_msg_id, conv_key, \
-             recipient_id, recipient_name, body, created_at) VALUES {values} \
-             ON CONFLICT (sender_id, client_msg_id) DO NOTHING RETURNING id, sender_id, client_msg_id"
-        );
-        let mut query = sqlx::query_as::<_, (i64, i64, String)>(&sql);
-        for msg in chunk {
-            let (conv_key, recipient_id, recipient_name) = recipient_parts(msg);
-            let body = serde_json::to_string(&msg.body).expect("MessageBody serialises to JSON");
-            query = query
-                .bind(msg.sender_id)
-                .bind(&msg.sender_name)
-                .bind(msg.sender_guest as i64)
-                .bind(&msg.client_msg_id)
-                .bind(conv_key)
-                .bind(recipient_id)
-                .bind(recipient_name)
-                .bind(body)
-                .bind(now);
-        }
-        for (id, sender, client_msg_id) in query.fetch_all(&mut *conn).await? {
-            new_ids.insert((sender, client_msg_id), id);
-        }
-    }
-    let mut out: Vec<StoredMessage> = Vec::with_capacity(msgs.len());
-    let mut first_in_batch: HashMap<(UserId, &str), usize> = HashMap::new();
-    for (index, msg) in msgs.iter().enumerate() {
-        let key = (msg.sender_id, msg.client_msg_id.as_str());
-        if let Some(&earlier) = first_in_batch.get(&key) {
-            // The same message twice in one batch (a quick resend): the first one counts.
-            let mut again = out[earlier].clone();
-            again.duplicate = true;
-            out.push(again);
-            continue;
-        }
-        first_in_batch.insert(key, index);
-        match new_ids.remove(&(msg.sender_id, msg.client_msg_id.clone())) {
-            Some(id) => out.push(stored_new(msg, id, now)),
-            None => out.push(existing_message_in(conn, msg).await?),
-        }
-    }
-    Ok(out)
-}
-
-async fn existing_message_in(
-    conn: &mut SqliteConnection,
-    msg: &NewMessage,
-) -> StoreResult<StoredMessage> {
-    let row = sqlx::query(&format!(
-        "SELECT {MESSAGE_COLUMNS}, recipient_id FROM messages WHERE sender_id = ? AND client_msg_id = ?"
-    ))
-    .bind(msg.sender_id)
-    .bind(&msg.client_msg_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    let recipient_id: Option<i64> = row.try_get("recipient_id")?;
-    let message = message_from_row(&row)?.ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
-    Ok(StoredMessage {
-        message,
-        recipient_id,
-        duplicate: true,
-    })
-}
-
-/// Applies a batch of acks, each `(user, ids)`. An id of a private message addressed to that user
-/// and not yet delivered is marked delivered and returned (its sender is owed a receipt). An id
-/// of the user's own message that was delivered acknowledges its receipt, which then stops being
-/// pushed. Any other id is ignored, so nobody can fake a delivery or silence someone's receipt.
-pub async fn mark_delivered_in(
-    conn: &mut SqliteConnection,
-    acks: &[(UserId, &[MsgId])],
-    now: i64,
-) -> StoreResult<Vec<Vec<AckedMessage>>> {
-    let mut claimed: HashMap<MsgId, usize> = HashMap::new();
-    let mut wanted: HashMap<MsgId, Vec<usize>> = HashMap::new();
-    for (job, (_, ids)) in acks.iter().enumerate() {
-        for id in *ids {
-            wanted.entry(*id).or_default().push(job);
-        }
-    }
-    let all: Vec<MsgId> = wanted.keys().copied().collect();
-    let mut valid: Vec<MsgId> = Vec::with_capacity(all.len());
-    let mut receipts_seen: Vec<MsgId> = Vec::new();
-    for chunk in all.chunks(500) {
-        let sql = format!(
-            "SELECT id, sender_id, recipient_id, delivered_at IS NULL FROM messages \
-             WHERE recipient_id IS NOT NULL AND id IN ({})",
-            vec!["?"; chunk.len()].join(",")
-        );
-        let mut query = sqlx::query_as::<_, (i64, i64, Option<i64>, bool)>(&sql);
-        for id in chunk {
-            query = query.bind(id);
-        }
-        for (id, sender, recipient, pending) in query.fetch_all(&mut *conn).await? {
-            let by = |user: Option<i64>| {
-                wanted
-                    .get(&id)
-                    .and_then(|jobs| jobs.iter().copied().find(|&job| Some(acks[job].0) == user))
-            };
-            if pending {
-                if let Some(job) = by(recipient) {
-                    if claimed.insert(id, job).is_none() {
-                        valid.push(id);
-                    }
-                }
-            } else if by(Some(sender)).is_some() {
-                receipts_seen.push(id);
-            }
-        }
-    }
-    for chunk in receipts_seen.chunks(500) {
-        let sql = format!(
-            "UPDATE messages SET receipt_seen = 1 WHERE id IN ({})",
-            vec!["?"; chunk.len()].join(",")
-        );
-        let mut query = sqlx::query(&sql);
-        for id in chunk {
-            query = query.bind(id);
-        }
-        query.execute(&mut *conn).await?;
-    }
-    let mut out: Vec<Vec<AckedMessage>> = vec![Vec::new(); acks.len()];
-    for chunk in valid.chunks(500) {
-        let sql = format!(
-            "UPDATE messages SET delivered_at = ? WHERE delivered_at IS NULL AND id IN ({}) \
-             RETURNING id, sender_id, client_msg_id, recipient_name",
-            vec!["?"; chunk.len()].join(",")
-        );
-        let mut query = sqlx::query_as::<_, (i64, i64, String, String)>(&sql).bind(now);
-        for id in chunk {
-            query = query.bind(id);
-        }
-        for (msg_id, sender_id, client_msg_id, recipient_name) in
-            query.fetch_all(&mut *conn).await?
-        {
-            if let Some(&job) = claimed.get(&msg_id) {
-                out[job].push(AckedMessage {
-                    msg_id,
-                    sender_id,
-                    client_msg_id,
-                    recipient_name,
-                });
-            }
-        }
-    }
-    for acked in &mut out {
-        acked.sort_by_key(|a| a.msg_id);
-    }
-    Ok(out)
 }

@@ -29,25 +29,28 @@ pub fn hello(
     client: &str,
     presence: PresenceScope,
 ) -> Handled {
-    if version != natter_proto::PROTOCOL_VERSION {
+    if !(natter_proto::MIN_PROTOCOL_VERSION..=natter_proto::PROTOCOL_VERSION).contains(&version) {
         return Err(Refusal::new(
             ErrorCode::UnsupportedVersion,
             format!(
-                "this server speaks protocol version {}, not {version}",
+                "this server speaks protocol versions {} to {}, not {version}",
+                natter_proto::MIN_PROTOCOL_VERSION,
                 natter_proto::PROTOCOL_VERSION
             ),
         ));
     }
-    tracing::debug!(conn = state.conn_id, client, "hello");
+    tracing::debug!(conn = state.conn_id, client, version, "hello");
     state.greeted = true;
     state.scope = presence;
+    state.version = version;
     Ok(Outcome::reply(ServerMessage::HelloOk {
         id: id.to_owned(),
-        version: natter_proto::PROTOCOL_VERSION,
+        version,
         server: concat!("natter-server/", env!("CARGO_PKG_VERSION")).to_owned(),
         heartbeat_interval_ms: ctx.config.heartbeat_interval.as_millis() as u64,
         idle_timeout_ms: ctx.config.idle_timeout.as_millis() as u64,
         max_frame_bytes: ctx.config.max_frame_bytes as u64,
+        presence_interval_ms: ctx.config.presence_interval.as_millis() as u64,
     }))
 }
 
@@ -315,6 +318,7 @@ async fn establish(
         local_ip: state.local_ip,
         user: me,
         scope: state.scope,
+        batched: state.version >= 2 && state.scope == PresenceScope::All,
         friends: friend_ids.clone(),
         tx: state.push_tx.clone(),
         control: control.clone(),

@@ -8,6 +8,7 @@
 use natter_proto::{validate, ErrorCode, MessageBody, MsgId, ServerMessage, Target};
 
 use super::{session, ConnState, Handled, Outcome, Refusal};
+use crate::persist;
 use crate::store::{private_conv_key, NewMessage, UserId, SQUARE_CONV};
 use crate::Ctx;
 
@@ -30,6 +31,17 @@ pub(super) async fn resolve(ctx: &Ctx, username: &str) -> Result<(UserId, String
         Refusal::new(ErrorCode::NoSuchUser, format!("no user named `{username}`"))
     })?;
     Ok((user.id, user.username))
+}
+
+fn refused(r: persist::Refused) -> Refusal {
+    match r {
+        persist::Refused::SlowDown(wait) => Refusal {
+            code: ErrorCode::SlowDown,
+            message: "the server is busy; send the message again later".into(),
+            retry_after_ms: Some(wait.as_millis().max(1) as u64),
+        },
+        persist::Refused::Stopped => internal(),
+    }
 }
 
 fn internal() -> Refusal {
@@ -89,7 +101,7 @@ pub async fn send(
         recipient,
         body,
     };
-    let pending = ctx.writer.save(message).await.map_err(|_| internal())?;
+    let pending = ctx.writer.save(message).map_err(refused)?;
     let deferred = Box::pin(async move {
         match pending.await {
             Ok(Ok(stored)) => ServerMessage::MessageAccepted {
@@ -111,8 +123,14 @@ pub async fn send(
     })
 }
 
-/// `ack` → `ok` once the delivery is recorded; senders get receipts.
-pub async fn ack(ctx: &Ctx, state: &mut ConnState, id: String, msg_ids: Vec<MsgId>) -> Handled {
+/// `ack` → `ok` once the delivery is recorded (nothing for a quiet ack, which has no id);
+/// senders get receipts.
+pub async fn ack(
+    ctx: &Ctx,
+    state: &mut ConnState,
+    id: Option<String>,
+    msg_ids: Vec<MsgId>,
+) -> Handled {
     let me = session(state)?.user_id;
     if msg_ids.is_empty() || msg_ids.len() > MAX_ACK {
         return Err(Refusal::new(
@@ -123,7 +141,14 @@ pub async fn ack(ctx: &Ctx, state: &mut ConnState, id: String, msg_ids: Vec<MsgI
     for m in &msg_ids {
         state.pushed.remove(m);
     }
-    let pending = ctx.writer.ack(me, msg_ids).await.map_err(|_| internal())?;
+    let pending = ctx
+        .writer
+        .ack(me, msg_ids, id.is_some())
+        .await
+        .map_err(refused)?;
+    let (Some(id), Some(pending)) = (id, pending) else {
+        return Ok(Outcome::default());
+    };
     let deferred = Box::pin(async move {
         match pending.await {
             Ok(Ok(())) => ServerMessage::Ok { id },

@@ -172,6 +172,8 @@ pub struct ConnState {
     pub greeted: bool,
     /// Presence pushes wanted.
     pub scope: PresenceScope,
+    /// Protocol version agreed in `hello`.
+    pub version: u32,
     /// The logged-in user.
     pub session: Option<Session>,
     /// This connection's push channel (given to the hub at login).
@@ -199,6 +201,7 @@ impl ConnState {
             local_ip,
             greeted: false,
             scope: PresenceScope::All,
+            version: natter_proto::PROTOCOL_VERSION,
             session: None,
             push_tx,
             buckets: ConnBuckets::new(limits, Instant::now()),
@@ -261,14 +264,14 @@ pub async fn dispatch(
     message: ClientMessage,
     binary: Option<Bytes>,
 ) -> Outcome {
-    let id = message.id().to_owned();
+    let id = message.id().map(str::to_owned);
     match handle(ctx, state, message, binary).await {
         Ok(outcome) => outcome,
         Err(refusal) => {
             let close = refusal.code.closes_connection();
             Outcome {
                 out: vec![Outgoing::Message(ServerMessage::Error {
-                    id: Some(id),
+                    id,
                     code: refusal.code,
                     message: refusal.message,
                     retry_after_ms: refusal.retry_after_ms,
@@ -286,7 +289,9 @@ async fn handle(
     message: ClientMessage,
     binary: Option<Bytes>,
 ) -> Handled {
-    natter_proto::validate::client_id("id", message.id())?;
+    if let Some(id) = message.id() {
+        natter_proto::validate::client_id("id", id)?;
+    }
     spend(&ctx.config.limits, &mut state.buckets.requests)?;
     if !state.greeted && !matches!(message, ClientMessage::Hello { .. }) {
         return Err(Refusal::new(

@@ -260,7 +260,7 @@ impl Store {
         start: u64,
         end: u64,
     ) -> StoreResult<Option<RangeSet>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query_as::<_, (String,)>("SELECT have FROM transfers WHERE file_id = ?")
             .bind(file_id)
             .fetch_optional(&mut *tx)
