@@ -133,7 +133,6 @@ enum Pending {
     Outbox {
         client_msg_id: String,
     },
-    Ack,
     Heartbeat,
     Fetch {
         remaining: u64,
@@ -174,6 +173,8 @@ pub(crate) struct Engine {
     in_flight: std::collections::HashSet<String>,
     /// An outbox entry met a timeout or a transient refusal: flush again on the next tick.
     outbox_retry: bool,
+    /// The server asked us to wait before sending the outbox again (`slow_down`).
+    outbox_not_before: Option<Instant>,
     attempts: u32,
     retry_at: Option<Instant>,
     expect_binary: Option<ExpectBinary>,
@@ -233,6 +234,7 @@ impl Engine {
             to_ack: Vec::new(),
             in_flight: Default::default(),
             outbox_retry: false,
+            outbox_not_before: None,
             attempts: 0,
             retry_at: None,
             expect_binary: None,
@@ -539,7 +541,7 @@ impl Engine {
     }
 
     async fn send_pending(&mut self, message: ClientMessage, pending: Pending) {
-        let id = message.id().to_owned();
+        let id = message.id().unwrap_or_default().to_owned();
         let deadline = Instant::now() + self.config.request_timeout;
         self.pending.insert(id, (pending, deadline));
         self.write(message).await;
@@ -786,7 +788,7 @@ impl Engine {
                 tracing::warn!(?other, "the server refused hello");
                 self.drop_connection("hello refused");
             }
-            (Pending::Ack | Pending::Heartbeat, _) => {}
+            (Pending::Heartbeat, _) => {}
             (Pending::User(reply), message) => {
                 let result = match message {
                     ServerMessage::Error {
@@ -893,6 +895,18 @@ impl Engine {
             }
             ServerMessage::UserOnline { user } => self.emit(Event::UserOnline(user)),
             ServerMessage::UserOffline { username } => self.emit(Event::UserOffline { username }),
+            // A batch (§5.3) may name us; the app's online list never holds its own user.
+            ServerMessage::Presence { online, offline } => {
+                let me = self.store().map(|s| s.user().to_owned());
+                let is_me =
+                    |name: &str| me.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(name));
+                for user in online.into_iter().filter(|u| !is_me(&u.username)) {
+                    self.emit(Event::UserOnline(user));
+                }
+                for username in offline.into_iter().filter(|n| !is_me(n)) {
+                    self.emit(Event::UserOffline { username });
+                }
+            }
             ServerMessage::FriendRequestReceived { request } => {
                 self.emit(Event::FriendRequest(request))
             }
@@ -987,9 +1001,18 @@ impl Engine {
                     message,
                 });
             }
-            // Transient (rate limit, server trouble): it stays in the outbox for the next flush.
+            // Transient (rate limit, overload, server trouble): it stays in the outbox for the
+            // next flush, not before the server's `retry_after_ms` (PROTOCOL.md §5.5 rule 8).
             other => {
                 tracing::debug!(?other, "outbox entry not accepted yet");
+                if let ServerMessage::Error {
+                    retry_after_ms: Some(ms),
+                    ..
+                } = other
+                {
+                    let at = Instant::now() + Duration::from_millis(ms.min(MAX_RETRY_AFTER_MS));
+                    self.outbox_not_before = Some(self.outbox_not_before.map_or(at, |t| t.max(at)));
+                }
                 self.outbox_retry = true;
             }
         }
@@ -1001,11 +1024,13 @@ impl Engine {
         }
         let ids = std::mem::take(&mut self.to_ack);
         for chunk in ids.chunks(crate::MAX_ACK) {
+            // A quiet ack (no id): nothing comes back; an ack lost with the connection only
+            // means the messages are pushed again and deduplicated by msg_id.
             let message = ClientMessage::Ack {
-                id: request_id(),
+                id: None,
                 msg_ids: chunk.to_vec(),
             };
-            self.send_pending(message, Pending::Ack).await;
+            self.write(message).await;
         }
     }
 
@@ -1063,18 +1088,27 @@ impl Engine {
             self.send_pending(ClientMessage::Heartbeat { id }, Pending::Heartbeat)
                 .await;
         }
-        if logged_in && self.outbox_retry && self.in_flight.is_empty() {
+        if logged_in
+            && self.outbox_retry
+            && self.in_flight.is_empty()
+            && self.outbox_not_before.is_none_or(|t| now >= t)
+        {
             // Entries that timed out or met a transient error go again.
             self.outbox_retry = false;
+            self.outbox_not_before = None;
             self.flush_outbox().await;
         }
     }
 }
 
+/// The longest wait a server's `retry_after_ms` can impose on the outbox.
+const MAX_RETRY_AFTER_MS: u64 = 30_000;
+
 fn is_permanent(code: ErrorCode) -> bool {
     !matches!(
         code,
         ErrorCode::RateLimited
+            | ErrorCode::SlowDown
             | ErrorCode::Internal
             | ErrorCode::ServerBusy
             | ErrorCode::NotAuthenticated
