@@ -19,7 +19,7 @@ async fn hello_reports_the_protocol_version_and_the_configured_timeouts() -> Res
     .await?;
     let client = TestClient::connect_plain(&server).await?;
     let hello = client.hello().await?;
-    assert_eq!(hello.version, 1);
+    assert_eq!(hello.version, natter_proto::PROTOCOL_VERSION);
     assert_eq!(hello.heartbeat_interval_ms, 1500);
     assert_eq!(hello.idle_timeout_ms, 4500);
     assert_eq!(hello.max_frame_bytes, 65536);

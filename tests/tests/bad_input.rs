@@ -270,7 +270,7 @@ async fn a_wrong_protocol_version_is_refused_and_closed() -> Result<()> {
     let mut raw = RawSocket::connect(&server).await?;
     raw.send(&ClientMessage::Hello {
         id: "v2".into(),
-        version: 2,
+        version: natter_proto::PROTOCOL_VERSION + 1,
         client: "from the future".into(),
         presence: PresenceScope::All,
     })
@@ -314,7 +314,7 @@ async fn requests_before_login_get_not_authenticated() -> Result<()> {
             body: text("hi"),
         },
         ClientMessage::Ack {
-            id: "g".into(),
+            id: Some("g".into()),
             msg_ids: vec![1],
         },
         ClientMessage::History {

@@ -218,7 +218,8 @@ impl Shared {
 
     async fn submit(&self, message: &ClientMessage) -> Result<PendingReply> {
         let what = describe_request(message);
-        self.submit_frame(message.id(), encode(message), what).await
+        self.submit_frame(message.id().unwrap_or_default(), encode(message), what)
+            .await
     }
 
     /// Writes frames back to back under one hold of the writer, expecting no reply.
@@ -240,7 +241,7 @@ impl Shared {
 pub(super) fn describe_request(message: &ClientMessage) -> String {
     let json = serde_json::to_value(message).unwrap_or_default();
     let kind = json.get("type").and_then(|t| t.as_str()).unwrap_or("?");
-    format!("`{kind}` (id {})", message.id())
+    format!("`{kind}` (id {})", message.id().unwrap_or("none"))
 }
 
 /// Keeps a session alive by sending `heartbeat` requests; stops when dropped.

@@ -246,7 +246,7 @@ impl TestClient {
         let what = format!("{} at offset {offset}", describe_request(&message));
         self.shared
             .submit_frames(
-                message.id(),
+                message.id().unwrap_or_default(),
                 vec![
                     encode(&message),
                     Frame::Binary(Bytes::copy_from_slice(data)),

@@ -168,8 +168,12 @@ impl TestClient {
 
     /// Waits for `user_online` about `username`.
     pub async fn expect_user_online(&mut self, username: &str) -> Result<OnlineUser> {
+        // Version 2 sessions see strangers' logins in `presence` batches (§5.3).
         self.expect_push_map(&format!("user_online for {username}"), |m| match m {
             ServerMessage::UserOnline { user } if user.username == username => Some(user.clone()),
+            ServerMessage::Presence { online, .. } => {
+                online.iter().find(|u| u.username == username).cloned()
+            }
             _ => None,
         })
         .await
@@ -192,6 +196,9 @@ impl TestClient {
             timeout,
             |m| match m {
                 ServerMessage::UserOffline { username: who } if who == username => Some(()),
+                ServerMessage::Presence { offline, .. } if offline.iter().any(|w| w == username) => {
+                    Some(())
+                }
                 _ => None,
             },
         )

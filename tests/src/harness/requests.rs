@@ -329,7 +329,7 @@ impl TestClient {
     /// `ack`.
     pub async fn ack(&self, msg_ids: &[MsgId]) -> Result<()> {
         self.request_with(|id| ClientMessage::Ack {
-            id,
+            id: Some(id),
             msg_ids: msg_ids.to_vec(),
         })
         .await?

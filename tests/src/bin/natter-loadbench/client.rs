@@ -377,7 +377,7 @@ async fn writer(
                     shared.acks_sent.fetch_add(1, Relaxed);
                     shared.acked_ids.fetch_add(msg_ids.len() as u64, Relaxed);
                     ClientMessage::Ack {
-                        id: format!("a{seq}"),
+                        id: Some(format!("a{seq}")),
                         msg_ids,
                     }
                 }
