@@ -159,14 +159,10 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
-/// "read / write" syscalls per delivered message.
+/// The server's `syscw` per delivered message.
 fn syscalls_per_msg(s: &StepResult) -> String {
     match s.server_io {
-        Some(io) if s.delivered > 0 => format!(
-            "{:.2} / {:.2}",
-            io.reads as f64 / s.delivered as f64,
-            io.writes as f64 / s.delivered as f64
-        ),
+        Some(io) if s.delivered > 0 => format!("{:.2}", io.writes as f64 / s.delivered as f64),
         _ => "–".into(),
     }
 }
@@ -402,7 +398,7 @@ pub fn render(
     }
     let _ = writeln!(
         o,
-        "| step | offered msg/s | sent | delivered msg/s | delivered after drain | accepted p50 / p99 ms | delivery p50 / p99 / max ms | receipt p50 / p99 ms | slow_down | server syscalls / delivered msg (read / write) | bench send lag p99 ms | server CPU | bench CPU | machine CPU | server threads (CPU) | DB / WAL after |"
+        "| step | offered msg/s | sent | delivered msg/s | delivered after drain | accepted p50 / p99 ms | delivery p50 / p99 / max ms | receipt p50 / p99 ms | slow_down | server syscw / delivered msg | bench send lag p99 ms | server CPU | bench CPU | machine CPU | server threads (CPU) | DB / WAL after |"
     );
     let _ = writeln!(
         o,
@@ -459,10 +455,10 @@ pub fn render(
          against the schedule (part of every latency figure). \"slow_down\" counts the server's \
          `slow_down` answers to the step's sends; each was sent again (same `client_msg_id`) after \
          `retry_after_ms`, and the accepted latency runs from the original scheduled time, waits \
-         included. \"server syscalls\" are `syscr` / `syscw` of /proc/PID/io from the step's start to \
-         the end of its drain, divided by the messages delivered: socket reads and writes plus \
-         SQLite's file I/O (a raw relay needs one read and one write per message, fewer when \
-         frames share a call).\n"
+         included. \"server syscw\" is `syscw` of /proc/PID/io from the step's start to the end of \
+         its drain, divided by the messages delivered. It counts write(2), writev(2) and pwrite(2) \
+         (SQLite's WAL writes included) but **not** send(2)/sendto(2), which Rust's std uses for a \
+         plain TCP write, so it is only a rough hint at socket writes, not an exact count.\n"
     );
 
     // Echo comparison.
