@@ -14,14 +14,27 @@
 
 #[path = "natter-loadbench/client.rs"]
 mod client;
+#[path = "natter-loadbench/crash.rs"]
+mod crash;
 #[path = "natter-loadbench/echo.rs"]
 mod echo;
+#[path = "natter-loadbench/idle.rs"]
+mod idle;
+#[path = "natter-loadbench/presence.rs"]
+mod presence;
+#[path = "natter-loadbench/ramp.rs"]
+mod ramp;
 #[path = "natter-loadbench/report.rs"]
 mod report;
+#[path = "natter-loadbench/stats.rs"]
+mod stats;
 #[path = "natter-loadbench/sys.rs"]
 mod sys;
+#[path = "natter-loadbench/tls_login.rs"]
+mod tls_login;
+#[path = "natter-loadbench/wire.rs"]
+mod wire;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -30,15 +43,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use futures::StreamExt;
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
 
-use client::{now_ns, ClientHandle, Mode, Out, Shared};
+use client::{now_ns, ClientHandle, Dial, Login, Mode, Out, Shared};
 use sys::{ChildProc, CpuMark, CpuUse, Mem};
 
-/// Per-connection login must finish within this.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// No login attempt starts after the ramp has taken this long.
 const RAMP_LIMIT: Duration = Duration::from_secs(180);
 /// Idle time after the ramp before the idle memory is read.
@@ -82,6 +92,10 @@ struct Cli {
     /// Before a step, wait at most this long for earlier steps' undelivered messages
     #[arg(long, default_value_t = 60.0)]
     backlog_secs: f64,
+    /// The overload step offers this many times the best delivered rate measured (0: no
+    /// overload step)
+    #[arg(long, default_value_t = 2.0)]
+    overload_factor: f64,
     /// Run every rate step even after a lower rate was not kept up with
     #[arg(long)]
     keep_going: bool,
@@ -105,9 +119,50 @@ struct Cli {
     /// Skip the echo baseline
     #[arg(long)]
     skip_echo: bool,
-    /// Small smoke run: 200 clients, short steps
+    /// Small smoke run: 200 clients, short steps, small versions of the other runs
     #[arg(long)]
     quick: bool,
+    /// Which runs to do, in this order: `steps` (rate steps, max, overload, echo baseline),
+    /// `tls` (TLS + password logins), `presence` (presence "all" ramp), `idle` (idle sessions,
+    /// memory), `crash` (kill -9 during the max step)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "steps,tls,presence,idle,crash"
+    )]
+    runs: Vec<Run>,
+    /// Sessions of the TLS + password run [default: 2000; --quick: 50]
+    #[arg(long)]
+    tls_clients: Option<usize>,
+    /// Offered msg/s of the TLS run's rate step [default: 2000; --quick: 200]
+    #[arg(long)]
+    tls_rate: Option<u64>,
+    /// Sessions of the presence "all" run [default: --clients; --quick: 300]
+    #[arg(long)]
+    presence_clients: Option<usize>,
+    /// Sessions of the idle run [default: 50000; --quick: 3000]
+    #[arg(long)]
+    idle_sessions: Option<usize>,
+    /// Clients of the kill -9 run [default: --clients; --quick: 200]
+    #[arg(long)]
+    crash_clients: Option<usize>,
+    /// Seconds of the kill -9 run's max step; the kill comes half-way [default: --max-secs;
+    /// --quick: 4]
+    #[arg(long)]
+    crash_secs: Option<f64>,
+    /// How long the presence run waits for every online list to be right
+    #[arg(long, default_value_t = 30.0)]
+    settle_secs: f64,
+}
+
+/// One of the runs `--runs` selects.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    Steps,
+    Tls,
+    Presence,
+    Idle,
+    Crash,
 }
 
 #[derive(Subcommand, Debug)]
@@ -133,6 +188,7 @@ pub struct Config {
     pub drain: Duration,
     pub backlog_wait: Duration,
     pub keep_going: bool,
+    pub overload_factor: f64,
     pub connect_concurrency: usize,
     pub login_attempts: u32,
     pub server_log: String,
@@ -141,6 +197,14 @@ pub struct Config {
     pub quick: bool,
     pub nofile: u64,
     pub command_line: String,
+    pub runs: Vec<Run>,
+    pub tls_clients: usize,
+    pub tls_rate: u64,
+    pub presence_clients: usize,
+    pub idle_sessions: usize,
+    pub crash_clients: usize,
+    pub crash_duration: Duration,
+    pub settle_limit: Duration,
 }
 
 fn main() -> Result<()> {
@@ -188,9 +252,20 @@ fn resolve(cli: Cli) -> Result<Config> {
         (10_000, vec![5_000, 20_000, 50_000], 10.0, 2.0)
     };
     let duration = secs(cli.duration_secs.unwrap_or(duration));
-    let nofile = sys::raise_nofile();
     // Names are `lb` + six digits.
     let mut clients = cli.clients.unwrap_or(clients).clamp(2, 999_999);
+    let q = |quick: usize, full: usize| if cli.quick { quick } else { full };
+    let idle_sessions = cli
+        .idle_sessions
+        .unwrap_or(q(3_000, 50_000))
+        .clamp(2, 999_999);
+    let runs = cli.runs.clone();
+    let biggest = if runs.contains(&Run::Idle) {
+        idle_sessions.max(clients)
+    } else {
+        clients
+    };
+    let nofile = sys::raise_nofile_to(biggest as u64 + 4096);
     // Each client holds one descriptor here; keep some for the runtime, files and children.
     let fd_budget = nofile.saturating_sub(256) as usize;
     if clients > fd_budget {
@@ -232,6 +307,7 @@ fn resolve(cli: Cli) -> Result<Config> {
         drain: secs(cli.drain_secs),
         backlog_wait: secs(cli.backlog_secs),
         keep_going: cli.keep_going,
+        overload_factor: cli.overload_factor.clamp(0.0, 20.0),
         connect_concurrency: cli.connect_concurrency.clamp(1, 4096),
         login_attempts: cli.login_attempts.clamp(1, 9),
         server_log: cli.server_log,
@@ -240,6 +316,31 @@ fn resolve(cli: Cli) -> Result<Config> {
         quick: cli.quick,
         nofile,
         command_line,
+        runs,
+        tls_clients: cli
+            .tls_clients
+            .unwrap_or(q(50, 2_000))
+            .clamp(2, fd_budget.max(2)),
+        tls_rate: cli
+            .tls_rate
+            .unwrap_or(if cli.quick { 200 } else { 2_000 })
+            .max(1),
+        presence_clients: cli
+            .presence_clients
+            .unwrap_or(q(300, clients))
+            .clamp(2, fd_budget.max(2)),
+        idle_sessions,
+        crash_clients: cli
+            .crash_clients
+            .unwrap_or(q(200, clients))
+            .clamp(2, fd_budget.max(2)),
+        crash_duration: secs(cli.crash_secs.unwrap_or(if cli.quick {
+            4.0
+        } else {
+            cli.max_secs.unwrap_or(duration.as_secs_f64())
+        }))
+        .max(Duration::from_secs(1)),
+        settle_limit: secs(cli.settle_secs),
     })
 }
 
@@ -283,6 +384,12 @@ impl Rng {
 /// What one step measured.
 pub struct StepResult {
     pub label: String,
+    /// The overload step (offered at --overload-factor × the best delivered rate).
+    pub overload: bool,
+    /// `slow_down` answers to this step's sends (each one retried).
+    pub slow_downs: u64,
+    /// The server's read/write syscalls from the step's start to the end of its drain.
+    pub server_io: Option<sys::Io>,
     /// Offered messages/s; `None` for the max-throughput step.
     pub offered: Option<u64>,
     pub window_secs: f64,
@@ -333,6 +440,10 @@ pub struct PhaseResult {
     pub other_frames: u64,
     pub acks_sent: u64,
     pub acked_ids: u64,
+    /// Protocol version the server agreed to.
+    pub version: u32,
+    /// `ok` replies the clients got (acks without an id get none).
+    pub oks: u64,
     pub stop_note: String,
     pub log_problem_count: usize,
     pub log_problems: Vec<(String, usize)>,
@@ -368,62 +479,118 @@ async fn run(cfg: Config) -> Result<()> {
         .prefix("natter-loadbench-")
         .tempdir()?;
 
-    // --- natter-server ---
-    let data_dir = tmp.path().join("data");
-    std::fs::create_dir_all(&data_dir)?;
-    let ready = tmp.path().join("natter-ready.json");
-    let mut cmd = Command::new(&cfg.server_bin);
-    cmd.arg("--data-dir")
-        .arg(&data_dir)
-        .args(["--bind", "127.0.0.1", "--port", "0", "--no-tls"])
-        .arg("--ready-file")
-        .arg(&ready)
-        .arg("--no-rate-limits");
-    if cfg.clients + 1000 > 20_000 {
-        cmd.args(["--max-connections", &(cfg.clients + 1000).to_string()]);
+    let mut steps = None;
+    let mut sections = Vec::new();
+    for run in &cfg.runs {
+        let run_started = Instant::now();
+        let section = match run {
+            Run::Steps => {
+                steps = Some(run_steps(&cfg, tmp.path()).await?);
+                continue;
+            }
+            Run::Tls => tls_login::run(&cfg, tmp.path()).await,
+            Run::Presence => presence::run(&cfg, tmp.path()).await,
+            Run::Idle => idle::run(&cfg, tmp.path()).await,
+            Run::Crash => crash::run(&cfg, tmp.path()).await,
+        };
+        let secs = run_started.elapsed().as_secs_f64();
+        eprintln!("[{run:?}] run took {secs:.1} s");
+        sections.push(section.unwrap_or_else(|e| {
+            eprintln!("[{run:?}] failed: {e:#}");
+            format!("### Run `{run:?}`\n\n**The run failed:** {e:#}\n")
+        }));
     }
-    cmd.env("NO_COLOR", "1");
-    if std::env::var_os("RUST_LOG").is_none() {
-        cmd.env("RUST_LOG", &cfg.server_log);
-    }
-    let mut server = ChildProc::spawn(
-        "natter-server",
-        cmd,
-        &ready,
-        tmp.path().join("natter-server.log"),
-        Duration::from_secs(60),
-    )?;
-    eprintln!(
-        "natter-server pid {} listening on {}",
-        server.pid, server.addr
-    );
-    let natter = run_phase(Mode::Natter, &mut server, &cfg, Some(&data_dir)).await;
 
-    // --- echo baseline ---
-    let echo = if cfg.skip_echo {
-        None
-    } else {
-        let ready = tmp.path().join("echo-ready.json");
-        let mut cmd = Command::new(std::env::current_exe()?);
-        cmd.arg("echo-server").arg("--ready-file").arg(&ready);
-        let mut echo = ChildProc::spawn(
-            "echo-server",
-            cmd,
-            &ready,
-            tmp.path().join("echo-server.log"),
-            Duration::from_secs(30),
-        )?;
-        eprintln!("echo-server pid {} listening on {}", echo.pid, echo.addr);
-        Some(run_phase(Mode::Echo, &mut echo, &cfg, None).await)
+    let mut text = match &steps {
+        Some((natter, echo)) => {
+            report::render(&cfg, &machine, natter, echo.as_ref(), started.elapsed())
+        }
+        None => report::header(&cfg, &machine, started.elapsed()),
     };
-
-    let text = report::render(&cfg, &machine, &natter, echo.as_ref(), started.elapsed());
+    for section in sections {
+        text.push('\n');
+        text.push_str(section.trim_end());
+        text.push('\n');
+    }
     println!("{text}");
     if let Some(out) = &cfg.out {
         natter_e2e::bench_report::write_section(out, report::SECTION, &text)?;
         eprintln!("wrote the loadbench section of {}", out.display());
     }
     Ok(())
+}
+
+/// The rate steps, max and overload against natter-server, then the same against the echo
+/// baseline.
+async fn run_steps(cfg: &Config, dir: &Path) -> Result<(PhaseResult, Option<PhaseResult>)> {
+    let mut server = spawn_natter(cfg, dir, "natter", &["--no-tls"], cfg.clients)?;
+    eprintln!(
+        "natter-server pid {} listening on {}",
+        server.pid, server.addr
+    );
+    let data_dir = dir.join("natter-data");
+    let natter = run_phase(Mode::Natter, &mut server, cfg, Some(&data_dir)).await;
+    let echo = if cfg.skip_echo {
+        None
+    } else {
+        let ready = dir.join("echo-ready.json");
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.arg("echo-server").arg("--ready-file").arg(&ready);
+        let mut echo = ChildProc::spawn(
+            "echo-server",
+            cmd,
+            &ready,
+            dir.join("echo-server.log"),
+            Duration::from_secs(30),
+        )?;
+        eprintln!("echo-server pid {} listening on {}", echo.pid, echo.addr);
+        Some(run_phase(Mode::Echo, &mut echo, cfg, None).await)
+    };
+    Ok((natter, echo))
+}
+
+/// Starts natter-server on 127.0.0.1 with `<dir>/<tag>-data` as its data directory (kept if it
+/// exists, for restarts), `--no-rate-limits`, room for `sessions` connections, and `extra`
+/// flags (ports, TLS). Waits for its ready file.
+pub fn spawn_natter(
+    cfg: &Config,
+    dir: &Path,
+    tag: &str,
+    extra: &[&str],
+    sessions: usize,
+) -> Result<ChildProc> {
+    let data_dir = dir.join(format!("{tag}-data"));
+    std::fs::create_dir_all(&data_dir)?;
+    let ready = dir.join(format!("{tag}-ready.json"));
+    let _ = std::fs::remove_file(&ready);
+    let mut cmd = Command::new(&cfg.server_bin);
+    cmd.arg("--data-dir")
+        .arg(&data_dir)
+        .args(["--bind", "127.0.0.1"])
+        .arg("--ready-file")
+        .arg(&ready)
+        .arg("--no-rate-limits")
+        .args([
+            "--max-connections",
+            &(sessions + 1000).max(20_000).to_string(),
+        ]);
+    if !extra.contains(&"--port") {
+        cmd.args(["--port", "0"]);
+    }
+    cmd.args(extra);
+    cmd.env("NO_COLOR", "1");
+    if std::env::var_os("RUST_LOG").is_none() {
+        cmd.env("RUST_LOG", &cfg.server_log);
+    }
+    // Each restart gets a log of its own.
+    let mut log = dir.join(format!("{tag}-server.log"));
+    for n in 2.. {
+        if !log.exists() {
+            break;
+        }
+        log = dir.join(format!("{tag}-server.{n}.log"));
+    }
+    ChildProc::spawn("natter-server", cmd, &ready, log, Duration::from_secs(60))
 }
 
 /// Connects the clients, measures idle memory, runs the steps, then stops the server.
@@ -434,8 +601,9 @@ async fn run_phase(
     data_dir: Option<&Path>,
 ) -> PhaseResult {
     let name = proc.name;
-    let steps_total = cfg.rates.len() + 2; // warm-up, rates..., max
-    let max_step = steps_total - 1;
+    let steps_total = cfg.rates.len() + 3; // warm-up, rates..., max, overload
+    let max_step = steps_total - 2;
+    let overload_step = steps_total - 1;
     let shared = Arc::new(Shared::new(mode, cfg.clients, steps_total, max_step));
     let mut result = PhaseResult {
         mode,
@@ -458,6 +626,8 @@ async fn run_phase(
         other_frames: 0,
         acks_sent: 0,
         acked_ids: 0,
+        version: 0,
+        oks: 0,
         stop_note: String::new(),
         log_problem_count: 0,
         log_problems: Vec::new(),
@@ -469,73 +639,33 @@ async fn run_phase(
     // Ramp: logins in bounded parallel batches.
     eprintln!("[{name}] connecting {} clients...", cfg.clients);
     let ramp_cpu = CpuMark::now(proc.pid);
-    let ramp_start = Instant::now();
-    let done = AtomicU64::new(0);
-    type Outcome = (u32, Result<ClientHandle>, Vec<String>);
-    let outcomes: Vec<Outcome> = futures::stream::iter(0..cfg.clients as u32)
-        .map(|i| {
-            let shared = shared.clone();
-            let addr: SocketAddr = proc.addr;
-            let done = &done;
-            async move {
-                // A real client retries a failed login; so does the bench (bounded), and every
-                // failed attempt is reported.
-                let mut failed = Vec::new();
-                let mut outcome = Err(anyhow::anyhow!("no attempt made"));
-                for attempt in 0..cfg.login_attempts {
-                    if ramp_start.elapsed() > RAMP_LIMIT {
-                        failed.push(format!("ramp time limit of {RAMP_LIMIT:?} reached"));
-                        break;
-                    }
-                    if attempt > 0 {
-                        tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
-                    }
-                    outcome = match tokio::time::timeout(
-                        CONNECT_TIMEOUT,
-                        client::connect(shared.clone(), addr, i, attempt),
-                    )
-                    .await
-                    {
-                        Ok(r) => r,
-                        Err(_) => Err(anyhow::anyhow!(
-                            "login not finished within {CONNECT_TIMEOUT:?}"
-                        )),
-                    };
-                    match &outcome {
-                        Ok(_) => break,
-                        Err(e) => failed.push(format!("{e:#}")),
-                    }
-                }
-                let n = done.fetch_add(1, Relaxed) + 1;
-                if n % 1000 == 0 {
-                    eprintln!(
-                        "[{name}]   {n} clients done ({:.1} s)",
-                        ramp_start.elapsed().as_secs_f64()
-                    );
-                }
-                (i, outcome, failed)
-            }
-        })
-        .buffer_unordered(cfg.connect_concurrency)
-        .collect()
-        .await;
-    result.ramp_secs = ramp_start.elapsed().as_secs_f64();
+    let dial = Dial::plain(proc.addr);
+    let ramp = ramp::run(
+        name,
+        cfg.clients as u32,
+        cfg.connect_concurrency,
+        cfg.login_attempts,
+        RAMP_LIMIT,
+        |i, attempt| {
+            // A real client retries a failed login with a fresh connection; a failed
+            // guest_login may hold the first name for the grace period, so a retry uses another.
+            client::connect(
+                shared.clone(),
+                &dial,
+                i,
+                Login::Guest {
+                    name: stats::username(i, attempt),
+                },
+            )
+        },
+    )
+    .await;
+    result.ramp_secs = ramp.secs;
     result.ramp_cpu = ramp_cpu.usage();
-    let mut clients: Vec<ClientHandle> = Vec::with_capacity(cfg.clients);
-    let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
-    for (_, outcome, failed) in outcomes {
-        result.failed_attempts += failed.len();
-        for reason in failed {
-            *reasons.entry(reason).or_default() += 1;
-        }
-        match outcome {
-            Ok(c) => clients.push(c),
-            Err(_) => result.connect_failures += 1,
-        }
-    }
-    let mut reasons: Vec<(String, usize)> = reasons.into_iter().collect();
-    reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
-    result.failure_reasons = reasons;
+    result.failed_attempts = ramp.failed_attempts;
+    result.connect_failures = ramp.failures;
+    result.failure_reasons = ramp.reasons;
+    let mut clients: Vec<ClientHandle> = ramp.done.into_iter().map(|(_, c)| c).collect();
     clients.sort_by_key(|c| c.idx);
     result.connected = clients.len();
     eprintln!(
@@ -575,15 +705,34 @@ async fn run_phase(
             plan.push((i + 1, Some(*rate), cfg.duration, format!("{rate}/s")));
         }
         plan.push((max_step, None, cfg.max_duration, "max".into()));
+        if mode == Mode::Natter && cfg.overload_factor > 0.0 {
+            // Its rate is known once the max step has run.
+            plan.push((overload_step, None, cfg.duration, "overload".into()));
+        }
         let mut dispatched_by_step = vec![0u64; steps_total];
         // The lowest offered rate the system did not keep up with, if any.
         let mut fell_behind_at: Option<u64> = None;
-        for (step, rate, duration, label) in plan {
+        for (step, mut rate, duration, mut label) in plan {
             if !proc.alive() {
                 result.aborted = Some(format!("{name} exited during the run"));
                 break;
             }
-            if let (Some(rate), Some(failed)) = (rate, fell_behind_at) {
+            if step == overload_step {
+                let capacity = result
+                    .steps
+                    .iter()
+                    .map(|r| r.delivered_per_sec)
+                    .fold(0.0, f64::max);
+                if capacity < 1.0 {
+                    result
+                        .notes
+                        .push("overload step skipped: no capacity measured".into());
+                    continue;
+                }
+                let offered = (capacity * cfg.overload_factor).round() as u64;
+                label = format!("overload {:.1}× max", cfg.overload_factor);
+                rate = Some(offered);
+            } else if let (Some(rate), Some(failed)) = (rate, fell_behind_at) {
                 if rate >= failed && !cfg.keep_going {
                     let why = format!(
                         "step {label} skipped: the system already fell behind at {failed}/s \
@@ -615,6 +764,7 @@ async fn run_phase(
                 result.notes.push(note);
             }
             let backlog_at_start = undelivered(&shared, &dispatched_by_step);
+            let io_before = sys::io(proc.pid);
             let cpu = CpuMark::now(proc.pid);
             let t0 = Instant::now();
             let dispatched = match rate {
@@ -631,8 +781,18 @@ async fn run_phase(
             let st = &shared.steps[step];
             // Only this step's own messages count, whatever else was still in flight.
             let delivered_window = st.delivered.load(Relaxed);
-            let (drained, drain_secs) = drain(&shared, step, dispatched, cfg.drain).await;
+            // Retries after slow_down make the overload step's backlog longer to clear.
+            let drain_limit = if step == overload_step {
+                cfg.drain + duration
+            } else {
+                cfg.drain
+            };
+            let (drained, drain_secs) = drain(&shared, step, dispatched, drain_limit).await;
+            let io_after = sys::io(proc.pid);
             let r = StepResult {
+                overload: step == overload_step,
+                slow_downs: st.slow_downs.load(Relaxed),
+                server_io: io_before.zip(io_after).map(|(a, b)| b.since(&a)),
                 label,
                 offered: rate,
                 window_secs,
@@ -654,7 +814,7 @@ async fn run_phase(
                 db_bytes: data_dir.map(sys::db_bytes),
             };
             eprintln!("[{name}] {}", report::step_line(mode, &r));
-            if let Some(rate) = rate {
+            if let Some(rate) = rate.filter(|_| step != overload_step) {
                 if step != 0 && (!drained || r.delivered_per_sec < 0.9 * rate as f64) {
                     fell_behind_at = Some(fell_behind_at.map_or(rate, |f| f.min(rate)));
                 }
@@ -671,9 +831,7 @@ async fn run_phase(
     eprintln!("[{name}] stopped: {}", result.stop_note);
     // The server is gone; let go of the sockets.
     for c in &clients {
-        for t in &c.tasks {
-            t.abort();
-        }
+        c.abort();
     }
     drop(clients);
     result.errors = shared.errors.load(Relaxed);
@@ -684,6 +842,8 @@ async fn run_phase(
     result.other_frames = shared.other_frames.load(Relaxed);
     result.acks_sent = shared.acks_sent.load(Relaxed);
     result.acked_ids = shared.acked_ids.load(Relaxed);
+    result.version = shared.version.load(Relaxed);
+    result.oks = shared.oks.load(Relaxed);
     let (count, lines) = sys::log_problems(&proc.log, 10);
     result.log_problem_count = count;
     result.log_problems = lines;
@@ -720,6 +880,7 @@ async fn run_paced(
                     to: senders[r].0,
                     ts: sched(sent),
                     step,
+                    seq: None,
                 });
                 sent += 1;
             }
@@ -770,6 +931,7 @@ async fn run_max(
                         to,
                         ts: now_ns(),
                         step,
+                        seq: None,
                     })
                     .is_err()
                 {

@@ -1,24 +1,28 @@
-//! Load-generating clients: one reader task and one writer task per TCP connection, shared
-//! counters and latency histograms, and the connection handshake (hello + guest_login).
+//! Load-generating clients: one reader task and one writer task per connection (plain TCP or
+//! TLS), and the connection handshake (hello, then guest_login, login or resume).
+//!
+//! The clients behave as real ones do: they ask for protocol version 2 (falling back to 1 when
+//! refused), ack pushed messages *and* receipts in batches (without an `id` on version 2, so no
+//! `ok` comes back), and answer `slow_down` by sending the same `client_msg_id` again after
+//! `retry_after_ms`.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::BytesMut;
-use hdrhistogram::Histogram;
-use natter_proto::{
-    decode_client, decode_server, encode, ClientMessage, FrameCodec, MessageBody, PresenceScope,
-    ServerMessage, Target, PROTOCOL_VERSION,
-};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Semaphore};
+use natter_proto::{decode_client, ClientMessage, FrameCodec, MessageBody};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_util::codec::{Decoder, Encoder};
+use tokio_util::codec::Decoder;
+
+pub use crate::stats::{now_ns, Mode, Shared};
+use crate::stats::{parse_username, Unaccepted};
+use crate::wire::{self, Incoming, Request, TextBody, UserTarget};
 
 /// Acks are batched: sent when this many ids are pending...
 const ACK_BATCH: usize = 64;
@@ -26,185 +30,55 @@ const ACK_BATCH: usize = 64;
 const ACK_DELAY: Duration = Duration::from_millis(20);
 /// How many queued outgoing frames one writer coalesces into a single write.
 const WRITE_COALESCE: usize = 64;
-/// Largest number of error messages kept verbatim.
-const ERROR_SAMPLES: usize = 20;
+/// `slow_down` without `retry_after_ms` (not expected) waits this long.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_millis(50);
+/// A `slow_down` asking for longer than this is capped (bounded waits everywhere).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
-static BASE: OnceLock<Instant> = OnceLock::new();
+type Rd = Box<dyn AsyncRead + Send + Unpin>;
+type Wr = Box<dyn AsyncWrite + Send + Unpin>;
 
-/// Nanoseconds since a process-wide base instant; senders stamp messages with it and receivers
-/// (in the same process) subtract it from their own reading.
-pub fn now_ns() -> u64 {
-    BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64
+/// Where and how a client connects.
+#[derive(Clone)]
+pub struct Dial {
+    pub addr: SocketAddr,
+    /// Local address to bind before connecting (spreads ports over 127.0.0.x).
+    pub source: Option<IpAddr>,
+    /// TLS with this configuration (the bench pins the server's certificate).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
-/// Which server the clients talk to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// The real natter-server: hello, guest_login, send_message, message push, ack.
-    Natter,
-    /// The raw TCP echo baseline: the same send_message frames, written back to the sender.
-    Echo,
-}
-
-/// The login name client `idx` tries first; a retry after a failed login appends `r<attempt>`
-/// (a failed guest_login may leave the first name held for the guest grace period).
-pub fn username(idx: u32, attempt: u32) -> String {
-    if attempt == 0 {
-        format!("lb{idx:06}")
-    } else {
-        format!("lb{idx:06}r{attempt}")
-    }
-}
-
-/// Client index from a login name (`lb` + six digits + optional retry suffix).
-fn parse_username(name: &str) -> Option<u32> {
-    name.strip_prefix("lb")?.get(..6)?.parse().ok()
-}
-
-/// A latency histogram in microseconds (1 µs .. 10 min, 3 significant digits).
-pub struct Hist(Mutex<Histogram<u64>>);
-
-impl Hist {
-    fn new() -> Self {
-        Self(Mutex::new(
-            Histogram::new_with_bounds(1, 600_000_000, 3).expect("static histogram bounds"),
-        ))
-    }
-
-    fn record_ns(&self, ns: u64) {
-        let us = (ns / 1_000).max(1);
-        self.0.lock().expect("histogram lock").saturating_record(us);
-    }
-
-    /// A copy of the histogram as it is now.
-    pub fn snapshot(&self) -> Histogram<u64> {
-        self.0.lock().expect("histogram lock").clone()
-    }
-}
-
-/// Everything measured for one step; messages carry their step number, so late arrivals are
-/// still counted where they belong.
-pub struct StepStats {
-    /// Send timestamp → `message` push at the recipient (natter) or frame back (echo).
-    pub delivery: Hist,
-    /// Send timestamp → `message_accepted` at the sender.
-    pub accepted: Hist,
-    /// Send timestamp → `receipt` at the sender (includes the recipient's ack batching).
-    pub receipt: Hist,
-    /// Scheduled send time → the moment the writer task encoded it (bench-side queueing).
-    pub send_lag: Hist,
-    /// Messages received by their recipient.
-    pub delivered: AtomicU64,
-    /// `message_accepted` replies.
-    pub accepted_n: AtomicU64,
-    /// `message_accepted` replies with `duplicate: true` (there should be none).
-    pub duplicates: AtomicU64,
-    /// `receipt` pushes.
-    pub receipts: AtomicU64,
-    /// Send requests written by the writer tasks.
-    pub written: AtomicU64,
-}
-
-impl StepStats {
-    fn new() -> Self {
+impl Dial {
+    pub fn plain(addr: SocketAddr) -> Self {
         Self {
-            delivery: Hist::new(),
-            accepted: Hist::new(),
-            receipt: Hist::new(),
-            send_lag: Hist::new(),
-            delivered: AtomicU64::new(0),
-            accepted_n: AtomicU64::new(0),
-            duplicates: AtomicU64::new(0),
-            receipts: AtomicU64::new(0),
-            written: AtomicU64::new(0),
+            addr,
+            source: None,
+            tls: None,
         }
     }
 }
 
-/// State shared by every client task of one phase.
-pub struct Shared {
-    pub mode: Mode,
-    pub steps: Vec<StepStats>,
-    /// The step whose deliveries hand a send permit back to the sender (max throughput).
-    pub max_step: usize,
-    /// Per-client send permits of the max-throughput step.
-    pub permits: Vec<Semaphore>,
-    /// The name each client logged in with.
-    pub names: Vec<OnceLock<String>>,
-    pub delivered_total: AtomicU64,
-    pub errors: AtomicU64,
-    pub error_samples: Mutex<Vec<String>>,
-    /// Connections that ended while the benchmark still needed them.
-    pub disconnects: AtomicU64,
-    /// `user_online` / `user_offline` pushes received (expected 0 with presence "friends").
-    pub presence_pushes: AtomicU64,
-    /// Server heartbeat pushes received.
-    pub heartbeats: AtomicU64,
-    /// Frames of any other kind.
-    pub other_frames: AtomicU64,
-    pub acks_sent: AtomicU64,
-    pub acked_ids: AtomicU64,
-    /// Set before the clients are dropped on purpose.
-    pub closing: AtomicBool,
+/// How a client gets its session.
+pub enum Login {
+    Guest {
+        name: String,
+    },
+    Password {
+        name: String,
+        password: String,
+    },
+    /// `resume` by token; if the token is refused, `login` with the password if there is one.
+    Resume {
+        name: String,
+        token: String,
+    },
 }
 
-impl Shared {
-    pub fn new(mode: Mode, clients: usize, steps: usize, max_step: usize) -> Self {
-        Self {
-            mode,
-            steps: (0..steps).map(|_| StepStats::new()).collect(),
-            max_step,
-            permits: (0..clients).map(|_| Semaphore::new(0)).collect(),
-            names: (0..clients).map(|_| OnceLock::new()).collect(),
-            delivered_total: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            error_samples: Mutex::new(Vec::new()),
-            disconnects: AtomicU64::new(0),
-            presence_pushes: AtomicU64::new(0),
-            heartbeats: AtomicU64::new(0),
-            other_frames: AtomicU64::new(0),
-            acks_sent: AtomicU64::new(0),
-            acked_ids: AtomicU64::new(0),
-            closing: AtomicBool::new(false),
-        }
-    }
-
-    /// Counts an error and keeps the first few verbatim.
-    pub fn note_error(&self, what: String) {
-        self.errors.fetch_add(1, Relaxed);
-        let mut samples = self.error_samples.lock().expect("samples lock");
-        if samples.len() < ERROR_SAMPLES {
-            samples.push(what);
-        }
-    }
-
-    /// The name client `idx` logged in with.
-    pub fn name(&self, idx: u32) -> String {
-        match self.names.get(idx as usize).and_then(OnceLock::get) {
-            Some(name) => name.clone(),
-            None => username(idx, 0),
-        }
-    }
-
-    fn note_disconnect(&self, idx: u32, why: String) {
-        if !self.closing.load(Relaxed) {
-            self.disconnects.fetch_add(1, Relaxed);
-            self.note_error(format!("client {} disconnected: {why}", self.name(idx)));
-        }
-    }
-
-    fn step(&self, step: usize) -> Option<&StepStats> {
-        self.steps.get(step)
-    }
-
-    fn delivered(&self, step: usize, sent_ns: u64, sender: Option<u32>) {
-        let Some(st) = self.step(step) else { return };
-        st.delivery.record_ns(now_ns().saturating_sub(sent_ns));
-        st.delivered.fetch_add(1, Relaxed);
-        self.delivered_total.fetch_add(1, Relaxed);
-        if step == self.max_step {
-            if let Some(p) = sender.and_then(|s| self.permits.get(s as usize)) {
-                p.add_permits(1);
+impl Login {
+    fn name(&self) -> &str {
+        match self {
+            Login::Guest { name } | Login::Password { name, .. } | Login::Resume { name, .. } => {
+                name
             }
         }
     }
@@ -213,9 +87,15 @@ impl Shared {
 /// Work for a writer task.
 #[derive(Debug)]
 pub enum Out {
-    /// Send a private text message to client `to`, stamped `ts` (see [`now_ns`]), in `step`.
-    Send { to: u32, ts: u64, step: u8 },
-    /// Acknowledge pushed messages.
+    /// Send a private text message to client `to`, stamped `ts` (see [`now_ns`]), in `step`;
+    /// `seq` is set for a resend (it keeps the `client_msg_id`).
+    Send {
+        to: u32,
+        ts: u64,
+        step: u8,
+        seq: Option<u64>,
+    },
+    /// Acknowledge pushed messages and receipts.
     Ack(Vec<i64>),
     /// Liveness probe.
     Heartbeat,
@@ -228,6 +108,15 @@ pub struct ClientHandle {
     pub tasks: [JoinHandle<()>; 2],
 }
 
+impl ClientHandle {
+    /// Ends both tasks; the socket closes.
+    pub fn abort(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
 /// `"s=<step> t=<ns> ..."` → (step, ns).
 fn parse_text(text: &str) -> Option<(usize, u64)> {
     let mut it = text.split_ascii_whitespace();
@@ -236,35 +125,58 @@ fn parse_text(text: &str) -> Option<(usize, u64)> {
     Some((step, ts))
 }
 
-/// `"<step>.<ns>.<seq>"` → (step, ns).
-fn parse_client_msg_id(id: &str) -> Option<(usize, u64)> {
+/// `client_msg_id` of a bench message: `"<step>.<ns>.<seq>"`.
+fn client_msg_id(step: u8, ts: u64, seq: u64) -> String {
+    format!("{step}.{ts}.{seq}")
+}
+
+/// `"<step>.<ns>.<seq>"` → (step, ns, seq).
+fn parse_client_msg_id(id: &str) -> Option<(usize, u64, u64)> {
     let mut it = id.split('.');
     let step = it.next()?.parse().ok()?;
     let ts = it.next()?.parse().ok()?;
-    Some((step, ts))
+    let seq = it.next()?.parse().ok()?;
+    Some((step, ts, seq))
 }
 
-fn put(codec: &mut FrameCodec, buf: &mut BytesMut, msg: &ClientMessage) {
-    codec
-        .encode(encode(msg), buf)
-        .expect("benchmark frames are far below the frame limit");
+/// Request id of a `send_message`: `"s<step>.<ns>.<seq>.<to>"`, so that a `slow_down` answer
+/// alone says what to send again.
+fn send_request_id(step: u8, ts: u64, seq: u64, to: u32) -> String {
+    format!("s{step}.{ts}.{seq}.{to}")
 }
 
-async fn write_msg(wr: &mut OwnedWriteHalf, msg: &ClientMessage) -> Result<()> {
+fn parse_send_request_id(id: &str) -> Option<Out> {
+    let mut it = id.strip_prefix('s')?.split('.');
+    let step = it.next()?.parse().ok()?;
+    let ts = it.next()?.parse().ok()?;
+    let seq = it.next()?.parse().ok()?;
+    let to = it.next()?.parse().ok()?;
+    Some(Out::Send {
+        to,
+        ts,
+        step,
+        seq: Some(seq),
+    })
+}
+
+async fn write_req(wr: &mut Wr, req: &Request<'_>) -> Result<()> {
     let mut buf = BytesMut::new();
-    put(&mut FrameCodec::default(), &mut buf, msg);
+    wire::put(&mut buf, req);
     wr.write_all(&buf).await?;
     Ok(())
 }
 
-async fn read_server_msg(
-    rd: &mut OwnedReadHalf,
+/// Reads one frame; returns its payload length and decoded form.
+async fn read_frame(
+    rd: &mut Rd,
     buf: &mut BytesMut,
     codec: &mut FrameCodec,
-) -> Result<ServerMessage> {
+) -> Result<(usize, Incoming)> {
     loop {
         if let Some(frame) = codec.decode(buf)? {
-            return decode_server(frame.payload()).map_err(|e| anyhow!("undecodable reply: {e}"));
+            let payload = frame.payload();
+            let msg = wire::decode(payload).map_err(|e| anyhow!("undecodable reply: {e}"))?;
+            return Ok((payload.len(), msg));
         }
         buf.reserve(4096);
         if rd.read_buf(buf).await? == 0 {
@@ -273,62 +185,216 @@ async fn read_server_msg(
     }
 }
 
-/// Connects client `idx`; for natter does hello (presence "friends") and guest_login, then
-/// starts its reader and writer tasks.
-pub async fn connect(
-    shared: Arc<Shared>,
-    addr: SocketAddr,
-    idx: u32,
-    attempt: u32,
-) -> Result<ClientHandle> {
-    let name = username(idx, attempt);
-    let stream = TcpStream::connect(addr).await.context("connect")?;
-    stream.set_nodelay(true)?;
-    let (mut rd, mut wr) = stream.into_split();
-    let mut buf = BytesMut::with_capacity(4096);
-    let mut codec = FrameCodec::default();
-    let mut heartbeat = Duration::from_secs(3600);
-    if shared.mode == Mode::Natter {
-        let hello = ClientMessage::Hello {
-            id: "h".into(),
-            version: PROTOCOL_VERSION,
-            client: "natter-loadbench".into(),
-            presence: PresenceScope::Friends,
-        };
-        write_msg(&mut wr, &hello).await?;
-        match read_server_msg(&mut rd, &mut buf, &mut codec).await? {
-            ServerMessage::HelloOk {
-                heartbeat_interval_ms,
-                ..
-            } => heartbeat = Duration::from_millis(heartbeat_interval_ms.clamp(100, 3_600_000)),
-            other => bail!("expected hello_ok, got {other:?}"),
+/// A TCP connection (bound to `dial.source` first if set), wrapped in TLS if asked.
+async fn open(dial: &Dial) -> Result<(Rd, Wr)> {
+    let tcp = match dial.source {
+        Some(ip) => {
+            let socket = TcpSocket::new_v4().context("socket")?;
+            socket
+                .bind(SocketAddr::new(ip, 0))
+                .with_context(|| format!("bind {ip}"))?;
+            socket.connect(dial.addr).await.context("connect")?
         }
-        let login = ClientMessage::GuestLogin {
-            id: "g".into(),
-            username: name.clone(),
+        None => TcpStream::connect(dial.addr).await.context("connect")?,
+    };
+    tcp.set_nodelay(true)?;
+    match &dial.tls {
+        None => {
+            let (rd, wr) = tcp.into_split();
+            Ok((Box::new(rd), Box::new(wr)))
+        }
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from("localhost")
+                .expect("static server name")
+                .to_owned();
+            let tls = tokio_rustls::TlsConnector::from(config.clone())
+                .connect(name, tcp)
+                .await
+                .context("TLS handshake")?;
+            let (rd, wr) = tokio::io::split(tls);
+            Ok((Box::new(rd), Box::new(wr)))
+        }
+    }
+}
+
+/// Pushes that may come while a client waits for a handshake reply.
+fn count_handshake_push(shared: &Shared, len: usize, msg: &Incoming) {
+    match msg {
+        Incoming::Presence { .. } | Incoming::UserOnline { .. } | Incoming::UserOffline { .. } => {
+            shared.presence_pushes.fetch_add(1, Relaxed);
+            shared.presence_bytes.fetch_add(len as u64, Relaxed);
+        }
+        Incoming::Heartbeat {} => {
+            shared.heartbeats.fetch_add(1, Relaxed);
+        }
+        _ => {
+            shared.other_frames.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// A connection after `hello`.
+struct Greeted {
+    rd: Rd,
+    wr: Wr,
+    buf: BytesMut,
+    codec: FrameCodec,
+    heartbeat: Duration,
+}
+
+/// Connects and says `hello` with the version in use; if the server refuses version 2, the
+/// phase falls back to version 1 (once, for every client).
+async fn greet(shared: &Shared, dial: &Dial) -> Result<Greeted> {
+    for _ in 0..2 {
+        let (mut rd, mut wr) = open(dial).await?;
+        let mut buf = BytesMut::with_capacity(4096);
+        let mut codec = FrameCodec::default();
+        let version = shared.version();
+        let hello = Request::Hello {
+            id: "h",
+            version,
+            client: "natter-loadbench",
+            presence: if shared.presence_all {
+                "all"
+            } else {
+                "friends"
+            },
         };
-        write_msg(&mut wr, &login).await?;
+        write_req(&mut wr, &hello).await?;
         loop {
-            match read_server_msg(&mut rd, &mut buf, &mut codec).await? {
-                ServerMessage::LoginOk { .. } => break,
-                ServerMessage::Error { code, message, .. } => {
-                    bail!("guest_login refused: {code}: {message}")
+            let (len, msg) = read_frame(&mut rd, &mut buf, &mut codec).await?;
+            match msg {
+                Incoming::HelloOk {
+                    version,
+                    heartbeat_interval_ms,
+                    ..
+                } => {
+                    let _ = shared
+                        .version
+                        .compare_exchange(0, version, Relaxed, Relaxed);
+                    return Ok(Greeted {
+                        rd,
+                        wr,
+                        buf,
+                        codec,
+                        heartbeat: Duration::from_millis(
+                            heartbeat_interval_ms.clamp(100, 3_600_000),
+                        ),
+                    });
                 }
-                ServerMessage::UserOnline { .. } | ServerMessage::UserOffline { .. } => {
-                    shared.presence_pushes.fetch_add(1, Relaxed);
+                Incoming::Error { code, .. } if code == "unsupported_version" && version > 1 => {
+                    let _ = shared.version.compare_exchange(0, 1, Relaxed, Relaxed);
+                    break;
                 }
-                _ => {
-                    shared.other_frames.fetch_add(1, Relaxed);
-                }
+                Incoming::Error { code, message, .. } => bail!("hello refused: {code}: {message}"),
+                other => count_handshake_push(shared, len, &other),
             }
         }
     }
+    bail!("server refused protocol version 1 as well")
+}
+
+/// Sends `req` and reads until its reply, counting pushes in between.
+async fn request(shared: &Shared, g: &mut Greeted, req: &Request<'_>) -> Result<(usize, Incoming)> {
+    write_req(&mut g.wr, req).await?;
+    loop {
+        let (len, msg) = read_frame(&mut g.rd, &mut g.buf, &mut g.codec).await?;
+        match msg {
+            Incoming::Presence { .. }
+            | Incoming::UserOnline { .. }
+            | Incoming::UserOffline { .. }
+            | Incoming::Heartbeat {}
+            | Incoming::Other => count_handshake_push(shared, len, &msg),
+            reply => return Ok((len, reply)),
+        }
+    }
+}
+
+/// Says `hello` once and returns the protocol version the server agreed to.
+pub async fn probe_version(shared: &Shared, dial: &Dial) -> Result<u32> {
+    greet(shared, dial).await?;
+    Ok(shared.version())
+}
+
+/// Registers an account (Argon2id on the server) on a connection of its own. An account that
+/// already exists counts as registered.
+pub async fn register(shared: &Shared, dial: &Dial, name: &str, password: &str) -> Result<()> {
+    let mut g = greet(shared, dial).await?;
+    let req = Request::Register {
+        id: "r",
+        username: name,
+        password,
+    };
+    match request(shared, &mut g, &req).await?.1 {
+        Incoming::Registered {} => Ok(()),
+        Incoming::Error { code, .. } if code == "username_taken" => Ok(()),
+        Incoming::Error { code, message, .. } => bail!("register refused: {code}: {message}"),
+        other => bail!("expected registered, got {other:?}"),
+    }
+}
+
+/// Connects client `idx` (hello + login for natter, nothing for the echo server), then starts
+/// its reader and writer tasks.
+pub async fn connect(
+    shared: Arc<Shared>,
+    dial: &Dial,
+    idx: u32,
+    login: Login,
+) -> Result<ClientHandle> {
+    let name = login.name().to_string();
+    let g = if shared.mode == Mode::Natter {
+        let mut g = greet(&shared, dial).await?;
+        let (len, reply) = match &login {
+            Login::Guest { name } => {
+                let req = Request::GuestLogin {
+                    id: "g",
+                    username: name,
+                };
+                request(&shared, &mut g, &req).await?
+            }
+            Login::Password { name, password } => {
+                let req = Request::Login {
+                    id: "l",
+                    username: name,
+                    password,
+                };
+                request(&shared, &mut g, &req).await?
+            }
+            Login::Resume { token, .. } => {
+                let req = Request::Resume { id: "s", token };
+                request(&shared, &mut g, &req).await?
+            }
+        };
+        match reply {
+            Incoming::LoginOk { token, online } => {
+                shared.login_ok_bytes.fetch_add(len as u64, Relaxed);
+                if let Some(book) = &shared.presence_book {
+                    book.reset(idx, online.iter().map(|u| u.username.as_str()));
+                }
+                if let Some(slot) = shared.tokens.get(idx as usize) {
+                    *slot.lock().expect("token lock") = Some(token);
+                }
+            }
+            Incoming::Error { code, message, .. } => bail!("login refused: {code}: {message}"),
+            other => bail!("expected login_ok, got {other:?}"),
+        }
+        g
+    } else {
+        let (rd, wr) = open(dial).await?;
+        Greeted {
+            rd,
+            wr,
+            buf: BytesMut::with_capacity(4096),
+            codec: FrameCodec::default(),
+            heartbeat: Duration::from_secs(3600),
+        }
+    };
     if let Some(slot) = shared.names.get(idx as usize) {
         let _ = slot.set(name);
     }
     let (tx, rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(writer(shared.clone(), idx, wr, rx, heartbeat));
-    let reader = tokio::spawn(reader(shared, idx, rd, buf, tx.clone()));
+    let writer = tokio::spawn(writer(shared.clone(), idx, g.wr, rx, g.heartbeat));
+    let reader = tokio::spawn(reader(shared, idx, g.rd, g.buf, tx.clone()));
     Ok(ClientHandle {
         idx,
         tx,
@@ -339,13 +405,13 @@ pub async fn connect(
 async fn writer(
     shared: Arc<Shared>,
     idx: u32,
-    mut wr: OwnedWriteHalf,
+    mut wr: Wr,
     mut rx: mpsc::UnboundedReceiver<Out>,
     heartbeat: Duration,
 ) {
-    let mut codec = FrameCodec::default();
     let mut buf = BytesMut::with_capacity(512);
     let mut seq: u64 = 0;
+    let quiet_acks = shared.version() >= 2;
     loop {
         let first = match tokio::time::timeout(heartbeat, rx.recv()).await {
             Ok(Some(out)) => out,
@@ -356,36 +422,58 @@ async fn writer(
         let mut coalesced = 0;
         while let Some(out) = next.take() {
             seq += 1;
-            let msg = match out {
-                Out::Send { to, ts, step } => {
+            match out {
+                Out::Send {
+                    to,
+                    ts,
+                    step,
+                    seq: resend,
+                } => {
+                    let retry = resend.is_some();
+                    let seq = resend.unwrap_or(seq);
                     if let Some(st) = shared.steps.get(step as usize) {
-                        st.send_lag.record_ns(now_ns().saturating_sub(ts));
+                        if !retry {
+                            st.send_lag.record_ns(now_ns().saturating_sub(ts));
+                        }
                         st.written.fetch_add(1, Relaxed);
                     }
-                    ClientMessage::SendMessage {
-                        id: format!("s{seq}"),
-                        client_msg_id: format!("{step}.{ts}.{seq}"),
-                        to: Target::User {
-                            username: shared.name(to),
-                        },
-                        body: MessageBody::Text {
-                            text: format!("s={step} t={ts} natter-loadbench message {seq}"),
-                        },
+                    if let Some(outbox) = shared.outbox.get(idx as usize) {
+                        outbox
+                            .lock()
+                            .expect("outbox lock")
+                            .insert(seq, Unaccepted { to, ts, step });
                     }
+                    let to_name = shared.name(to);
+                    let text = format!("s={step} t={ts} natter-loadbench message {seq}");
+                    wire::put(
+                        &mut buf,
+                        &Request::SendMessage {
+                            id: &send_request_id(step, ts, seq, to),
+                            client_msg_id: &client_msg_id(step, ts, seq),
+                            to: UserTarget::user(&to_name),
+                            body: TextBody::text(&text),
+                        },
+                    );
                 }
                 Out::Ack(msg_ids) => {
                     shared.acks_sent.fetch_add(1, Relaxed);
                     shared.acked_ids.fetch_add(msg_ids.len() as u64, Relaxed);
-                    ClientMessage::Ack {
-                        id: Some(format!("a{seq}")),
-                        msg_ids,
-                    }
+                    let id = format!("a{seq}");
+                    wire::put(
+                        &mut buf,
+                        &Request::Ack {
+                            id: (!quiet_acks).then_some(id.as_str()),
+                            msg_ids: &msg_ids,
+                        },
+                    );
                 }
-                Out::Heartbeat => ClientMessage::Heartbeat {
-                    id: format!("h{seq}"),
-                },
-            };
-            put(&mut codec, &mut buf, &msg);
+                Out::Heartbeat => wire::put(
+                    &mut buf,
+                    &Request::Heartbeat {
+                        id: &format!("h{seq}"),
+                    },
+                ),
+            }
             coalesced += 1;
             if coalesced < WRITE_COALESCE {
                 next = rx.try_recv().ok();
@@ -399,17 +487,40 @@ async fn writer(
     }
 }
 
+/// Sends waiting out a `slow_down`, earliest first.
+#[derive(Default)]
+struct RetryQueue(Vec<(tokio::time::Instant, Out)>);
+
+impl RetryQueue {
+    fn push(&mut self, at: tokio::time::Instant, out: Out) {
+        let pos = self.0.partition_point(|(t, _)| *t <= at);
+        self.0.insert(pos, (at, out));
+    }
+
+    fn next_due(&self) -> Option<tokio::time::Instant> {
+        self.0.first().map(|(t, _)| *t)
+    }
+
+    fn take_due(&mut self, now: tokio::time::Instant) -> Vec<Out> {
+        let n = self.0.partition_point(|(t, _)| *t <= now);
+        self.0.drain(..n).map(|(_, out)| out).collect()
+    }
+}
+
 async fn reader(
     shared: Arc<Shared>,
     idx: u32,
-    mut rd: OwnedReadHalf,
+    mut rd: Rd,
     mut buf: BytesMut,
     tx: mpsc::UnboundedSender<Out>,
 ) {
     let mut codec = FrameCodec::default();
     let mut pending: Vec<i64> = Vec::new();
-    let ack_timer = tokio::time::sleep(Duration::from_secs(3600));
-    tokio::pin!(ack_timer);
+    let mut retries = RetryQueue::default();
+    let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
+    let ack_timer = tokio::time::sleep_until(far());
+    let retry_timer = tokio::time::sleep_until(far());
+    tokio::pin!(ack_timer, retry_timer);
     loop {
         loop {
             let frame = match codec.decode(&mut buf) {
@@ -421,8 +532,11 @@ async fn reader(
                 }
             };
             let was_empty = pending.is_empty();
+            let due_before = retries.next_due();
             match shared.mode {
-                Mode::Natter => handle_natter(&shared, idx, frame.payload(), &mut pending),
+                Mode::Natter => {
+                    handle_natter(&shared, idx, frame.payload(), &mut pending, &mut retries)
+                }
                 Mode::Echo => handle_echo(&shared, idx, frame.payload()),
             }
             if was_empty && !pending.is_empty() {
@@ -432,6 +546,9 @@ async fn reader(
             }
             if pending.len() >= ACK_BATCH {
                 let _ = tx.send(Out::Ack(std::mem::take(&mut pending)));
+            }
+            if let Some(due) = retries.next_due().filter(|d| Some(*d) != due_before) {
+                retry_timer.as_mut().reset(due);
             }
         }
         if buf.capacity() - buf.len() < 1024 {
@@ -452,12 +569,24 @@ async fn reader(
             _ = &mut ack_timer, if !pending.is_empty() => {
                 let _ = tx.send(Out::Ack(std::mem::take(&mut pending)));
             }
+            _ = &mut retry_timer, if retries.next_due().is_some() => {
+                for out in retries.take_due(tokio::time::Instant::now()) {
+                    let _ = tx.send(out);
+                }
+                retry_timer.as_mut().reset(retries.next_due().unwrap_or_else(far));
+            }
         }
     }
 }
 
-fn handle_natter(shared: &Shared, idx: u32, payload: &[u8], pending: &mut Vec<i64>) {
-    let msg = match decode_server(payload) {
+fn handle_natter(
+    shared: &Shared,
+    idx: u32,
+    payload: &[u8],
+    pending: &mut Vec<i64>,
+    retries: &mut RetryQueue,
+) {
+    let msg = match wire::decode(payload) {
         Ok(msg) => msg,
         Err(e) => {
             shared.note_error(format!("{}: undecodable frame: {e}", shared.name(idx)));
@@ -465,20 +594,24 @@ fn handle_natter(shared: &Shared, idx: u32, payload: &[u8], pending: &mut Vec<i6
         }
     };
     match msg {
-        ServerMessage::Message { message } => {
-            if let MessageBody::Text { text } = &message.body {
-                if let Some((step, ts)) = parse_text(text) {
-                    shared.delivered(step, ts, parse_username(&message.from));
-                }
+        Incoming::Message { message } => {
+            if let Some((step, ts)) = message.body.text.as_deref().and_then(parse_text) {
+                shared.delivered(step, ts, parse_username(&message.from));
             }
+            shared.ledger_entry(message.msg_id, |e| {
+                e.deliveries += 1;
+                if e.receipted {
+                    e.after_receipt += 1;
+                }
+            });
             pending.push(message.msg_id);
         }
-        ServerMessage::MessageAccepted {
+        Incoming::MessageAccepted {
             client_msg_id,
+            msg_id,
             duplicate,
-            ..
         } => {
-            if let Some((step, ts)) = parse_client_msg_id(&client_msg_id) {
+            if let Some((step, ts, seq)) = parse_client_msg_id(&client_msg_id) {
                 if let Some(st) = shared.step(step) {
                     st.accepted.record_ns(now_ns().saturating_sub(ts));
                     st.accepted_n.fetch_add(1, Relaxed);
@@ -486,31 +619,91 @@ fn handle_natter(shared: &Shared, idx: u32, payload: &[u8], pending: &mut Vec<i6
                         st.duplicates.fetch_add(1, Relaxed);
                     }
                 }
+                if let Some(outbox) = shared.outbox.get(idx as usize) {
+                    outbox.lock().expect("outbox lock").remove(&seq);
+                }
+            }
+            shared.ledger_entry(msg_id, |e| e.accepted = true);
+            if duplicate {
+                if let Some(ledger) = &shared.ledger {
+                    ledger.lock().expect("ledger lock").accepted_duplicates += 1;
+                }
             }
         }
-        ServerMessage::Receipt { client_msg_id, .. } => {
-            if let Some((step, ts)) = parse_client_msg_id(&client_msg_id) {
+        Incoming::Receipt {
+            msg_id,
+            client_msg_id,
+        } => {
+            if let Some((step, ts, _)) = parse_client_msg_id(&client_msg_id) {
                 if let Some(st) = shared.step(step) {
                     st.receipt.record_ns(now_ns().saturating_sub(ts));
                     st.receipts.fetch_add(1, Relaxed);
                 }
             }
+            shared.ledger_entry(msg_id, |e| e.receipted = true);
+            // Receipts are acked like messages (PROTOCOL §5.5), or they come again.
+            pending.push(msg_id);
         }
-        ServerMessage::Ok { .. } | ServerMessage::HeartbeatAck { .. } => {}
-        ServerMessage::Heartbeat { .. } => {
+        Incoming::Ok {} => {
+            shared.oks.fetch_add(1, Relaxed);
+        }
+        Incoming::HeartbeatAck {} => {}
+        Incoming::Heartbeat {} => {
             shared.heartbeats.fetch_add(1, Relaxed);
         }
-        ServerMessage::UserOnline { .. } | ServerMessage::UserOffline { .. } => {
+        Incoming::Presence { online, offline } => {
             shared.presence_pushes.fetch_add(1, Relaxed);
+            shared
+                .presence_bytes
+                .fetch_add(payload.len() as u64, Relaxed);
+            shared
+                .presence_entries
+                .fetch_add((online.len() + offline.len()) as u64, Relaxed);
+            if let Some(book) = &shared.presence_book {
+                for u in &online {
+                    book.apply(idx, &u.username, true);
+                }
+                for name in &offline {
+                    book.apply(idx, name, false);
+                }
+            }
         }
-        ServerMessage::Error {
-            id, code, message, ..
-        } => shared.note_error(format!(
-            "{}: error reply to {:?}: {code}: {message}",
-            shared.name(idx),
-            id.unwrap_or_default()
-        )),
-        ServerMessage::Kicked { reason } => {
+        Incoming::UserOnline { user } => {
+            note_presence_change(shared, idx, payload.len(), &user.username, true)
+        }
+        Incoming::UserOffline { username } => {
+            note_presence_change(shared, idx, payload.len(), &username, false)
+        }
+        Incoming::Error {
+            id,
+            code,
+            retry_after_ms,
+            message,
+        } => {
+            let resend = (code == "slow_down")
+                .then(|| id.as_deref().and_then(parse_send_request_id))
+                .flatten();
+            match resend {
+                Some(out) => {
+                    if let Out::Send { step, .. } = &out {
+                        if let Some(st) = shared.step(*step as usize) {
+                            st.slow_downs.fetch_add(1, Relaxed);
+                        }
+                    }
+                    let wait = retry_after_ms
+                        .map(Duration::from_millis)
+                        .unwrap_or(DEFAULT_RETRY_AFTER)
+                        .min(MAX_RETRY_AFTER);
+                    retries.push(tokio::time::Instant::now() + wait, out);
+                }
+                None => shared.note_error(format!(
+                    "{}: error reply to {:?}: {code}: {message}",
+                    shared.name(idx),
+                    id.unwrap_or_default()
+                )),
+            }
+        }
+        Incoming::Kicked { reason } => {
             if !shared.closing.load(Relaxed) {
                 shared.note_error(format!("{}: kicked: {reason}", shared.name(idx)));
             }
@@ -518,6 +711,16 @@ fn handle_natter(shared: &Shared, idx: u32, payload: &[u8], pending: &mut Vec<i6
         _ => {
             shared.other_frames.fetch_add(1, Relaxed);
         }
+    }
+}
+
+/// A version 1 presence push (one change per frame).
+fn note_presence_change(shared: &Shared, idx: u32, len: usize, name: &str, online: bool) {
+    shared.presence_pushes.fetch_add(1, Relaxed);
+    shared.presence_bytes.fetch_add(len as u64, Relaxed);
+    shared.presence_entries.fetch_add(1, Relaxed);
+    if let Some(book) = &shared.presence_book {
+        book.apply(idx, name, online);
     }
 }
 
@@ -548,9 +751,44 @@ mod tests {
             parse_text("s=3 t=123456 natter-loadbench message 9"),
             Some((3, 123456))
         );
-        assert_eq!(parse_client_msg_id("3.123456.9"), Some((3, 123456)));
-        assert_eq!(parse_username(&username(42, 0)), Some(42));
-        assert_eq!(parse_username(&username(42, 2)), Some(42));
-        assert_eq!(username(7, 1), "lb000007r1");
+        assert_eq!(
+            parse_client_msg_id(&client_msg_id(3, 123456, 9)),
+            Some((3, 123456, 9))
+        );
+        match parse_send_request_id(&send_request_id(3, 123456, 9, 77)) {
+            Some(Out::Send {
+                to: 77,
+                ts: 123456,
+                step: 3,
+                seq: Some(9),
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn retries_come_out_earliest_first() {
+        let t0 = tokio::time::Instant::now();
+        let mut q = RetryQueue::default();
+        let send = |to| Out::Send {
+            to,
+            ts: 0,
+            step: 0,
+            seq: Some(0),
+        };
+        q.push(t0 + Duration::from_millis(30), send(3));
+        q.push(t0 + Duration::from_millis(10), send(1));
+        q.push(t0 + Duration::from_millis(20), send(2));
+        assert_eq!(q.next_due(), Some(t0 + Duration::from_millis(10)));
+        let due: Vec<u32> = q
+            .take_due(t0 + Duration::from_millis(20))
+            .into_iter()
+            .map(|o| match o {
+                Out::Send { to, .. } => to,
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(due, [1, 2]);
+        assert_eq!(q.next_due(), Some(t0 + Duration::from_millis(30)));
     }
 }

@@ -159,6 +159,44 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
+/// The server's `syscw` per delivered message.
+fn syscalls_per_msg(s: &StepResult) -> String {
+    match s.server_io {
+        Some(io) if s.delivered > 0 => format!("{:.2}", io.writes as f64 / s.delivered as f64),
+        _ => "–".into(),
+    }
+}
+
+/// The overload step against its target.
+fn overload_cell(s: &StepResult) -> String {
+    let p99 = q(&s.accepted_lat, 0.99);
+    let lost = s
+        .accepted
+        .saturating_sub(s.duplicates)
+        .saturating_sub(s.delivered);
+    format!(
+        "offered {}/s ({}): accepted p99 {} ms{}, {} accepted, {} delivered after drain, {} slow_down; {}",
+        offered(s),
+        s.label,
+        p99.map(ms_of).unwrap_or_else(|| "–".into()),
+        match p99 {
+            Some(p) if p < 1_000_000 => " — met",
+            Some(_) => " — not met",
+            None => "",
+        },
+        rate(s.accepted as f64),
+        rate(s.delivered as f64),
+        rate(s.slow_downs as f64),
+        if s.slow_downs == 0 && s.accepted > 0 {
+            "the server never answered slow_down (no admission control seen)".to_string()
+        } else if lost == 0 && s.drained {
+            "0 accepted messages lost".to_string()
+        } else {
+            format!("**{lost} accepted but not delivered** when the drain ended")
+        }
+    )
+}
+
 fn mem_cell(m: &Mem) -> String {
     format!(
         "{} / {}",
@@ -167,14 +205,8 @@ fn mem_cell(m: &Mem) -> String {
     )
 }
 
-/// Renders the whole section (without the markers).
-pub fn render(
-    cfg: &Config,
-    machine: &Machine,
-    natter: &PhaseResult,
-    echo: Option<&PhaseResult>,
-    elapsed: Duration,
-) -> String {
+/// The title, the run's provenance and the machine (without the markers).
+pub fn header(cfg: &Config, machine: &Machine, elapsed: Duration) -> String {
     let mut o = String::new();
     let cores = machine.cpus;
     let _ = writeln!(o, "## Load benchmark (`natter-loadbench`)\n");
@@ -208,6 +240,19 @@ pub fn render(
         pct(machine.busy_before),
         cfg.nofile
     );
+    o
+}
+
+/// Renders the whole section (without the markers).
+pub fn render(
+    cfg: &Config,
+    machine: &Machine,
+    natter: &PhaseResult,
+    echo: Option<&PhaseResult>,
+    elapsed: Duration,
+) -> String {
+    let mut o = header(cfg, machine, elapsed);
+    let cores = machine.cpus;
     let _ = writeln!(
         o,
         "**Load:** {} clients, each one TCP connection (plain, no TLS) with `hello` \
@@ -220,7 +265,10 @@ pub fn render(
          (nanoseconds on one clock of the bench process), so a late load generator shows up as \
          latency instead of hiding it. Recipients decode the `message` push, record \
          send → delivery latency and `ack` in batches (64 ids or 20 ms); senders record \
-         send → `message_accepted` and count `receipt`s. After each step the bench waits (at most \
+         send → `message_accepted` and count `receipt`s, whose `msg_id`s go into the same ack \
+         batches (as a real client's do). Clients ask for protocol version 2 (falling back to 1 \
+         if refused), where an `ack` without a request id gets no `ok` back; a `slow_down` \
+         answer is retried after its `retry_after_ms` with the same `client_msg_id`. After each step the bench waits (at most \
          {:.0} s) until everything sent was delivered, accepted and receipted. The **max** step \
          ({:.0} s) lets every client send as fast as it can with at most {} message(s) in flight \
          (sent, not yet delivered). The server runs with `--no-rate-limits`, `RUST_LOG={}`, a \
@@ -321,6 +369,14 @@ pub fn render(
     );
     let _ = writeln!(
         o,
+        "| accepted p99 < 1 s at 2× capacity offered; nothing accepted lost | {} |",
+        match natter.steps.iter().find(|s| s.overload) {
+            Some(s) => overload_cell(s),
+            None => "no overload step in this run".into(),
+        }
+    );
+    let _ = writeln!(
+        o,
         "| memory per idle session | {} RSS, {} PSS (natter-server); echo baseline {} RSS |\n",
         per_session(
             natter.mem_before.rss_kib,
@@ -342,11 +398,11 @@ pub fn render(
     }
     let _ = writeln!(
         o,
-        "| step | offered msg/s | sent | delivered msg/s | delivered after drain | accepted p50 / p99 ms | delivery p50 / p99 / max ms | receipt p50 / p99 ms | bench send lag p99 ms | server CPU | bench CPU | machine CPU | server threads (CPU) | DB / WAL after |"
+        "| step | offered msg/s | sent | delivered msg/s | delivered after drain | accepted p50 / p99 ms | delivery p50 / p99 / max ms | receipt p50 / p99 ms | slow_down | server syscw / delivered msg | bench send lag p99 ms | server CPU | bench CPU | machine CPU | server threads (CPU) | DB / WAL after |"
     );
     let _ = writeln!(
         o,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
     );
     for s in &natter.steps {
         if s.offered.is_none() {
@@ -354,14 +410,14 @@ pub fn render(
             for (label, r) in &natter.skipped {
                 let _ = writeln!(
                     o,
-                    "| {label} | {} | skipped: a lower rate already fell behind | | | | | | | | | | | |",
+                    "| {label} | {} | skipped: a lower rate already fell behind | | | | | | | | | | | | | |",
                     rate(*r as f64)
                 );
             }
         }
         let _ = writeln!(
             o,
-            "| {} | {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             s.label,
             offered(s),
             rate(s.dispatched as f64),
@@ -379,6 +435,8 @@ pub fn render(
             lat(&s.accepted_lat, &[0.5, 0.99]),
             lat_max(&s.delivery),
             lat(&s.receipt_lat, &[0.5, 0.99]),
+            rate(s.slow_downs as f64),
+            syscalls_per_msg(s),
             lat(&s.send_lag, &[0.99]),
             pct(s.cpu.server),
             pct(s.cpu.bench),
@@ -394,7 +452,13 @@ pub fn render(
         "\n\"delivered msg/s\" counts `message` pushes that reached their recipient while the step \
          was sending, divided by the step's length; \"delivered after drain\" is the total once the \
          backlog was let through. \"bench send lag\" is how late the bench's own writer task was \
-         against the schedule (part of every latency figure).\n"
+         against the schedule (part of every latency figure). \"slow_down\" counts the server's \
+         `slow_down` answers to the step's sends; each was sent again (same `client_msg_id`) after \
+         `retry_after_ms`, and the accepted latency runs from the original scheduled time, waits \
+         included. \"server syscw\" is `syscw` of /proc/PID/io from the step's start to the end of \
+         its drain, divided by the messages delivered. It counts write(2), writev(2) and pwrite(2) \
+         (SQLite's WAL writes included) but **not** send(2)/sendto(2), which Rust's std uses for a \
+         plain TCP write, so it is only a rough hint at socket writes, not an exact count.\n"
     );
 
     // Echo comparison.
@@ -652,8 +716,20 @@ pub fn render(
         if p.mode == Mode::Natter {
             let _ = writeln!(
                 o,
-                "- natter-server: {} presence pushes (expected 0 with `presence: \"friends\"`), {} server heartbeats, {} other frames; clients sent {} acks covering {} messages.",
-                p.presence_pushes, p.heartbeats, p.other_frames, p.acks_sent, p.acked_ids
+                "- natter-server: protocol version {} in use{}; {} presence pushes (expected 0 with `presence: \"friends\"`), {} server heartbeats, {} other frames; clients sent {} acks covering {} messages and receipts ({}), and got {} `ok` replies.",
+                p.version,
+                if p.version < 2 {
+                    " (**the server does not support version 2**: acks carry an id and are answered with `ok`)"
+                } else {
+                    ""
+                },
+                p.presence_pushes,
+                p.heartbeats,
+                p.other_frames,
+                p.acks_sent,
+                p.acked_ids,
+                if p.version >= 2 { "without a request id" } else { "each with a request id" },
+                p.oks
             );
             if p.log_problem_count > 0 {
                 let _ = writeln!(
@@ -673,4 +749,24 @@ pub fn render(
         }
     }
     o
+}
+
+/// Latency quantiles in ms ("p50 / p99 / …", `1.0` = max) for the other runs' tables.
+pub fn fmt_lat(h: &Histogram<u64>, quantiles: &[f64]) -> String {
+    lat(h, quantiles)
+}
+
+/// "% of one core", or "?".
+pub fn fmt_pct(x: Option<f64>) -> String {
+    pct(x)
+}
+
+/// A whole number with thousands separators.
+pub fn fmt_rate(x: f64) -> String {
+    rate(x)
+}
+
+/// KiB or MiB.
+pub fn fmt_kib(k: u64) -> String {
+    kib(k)
 }

@@ -21,6 +21,8 @@ pub struct ChildProc {
     pub pid: u32,
     pub addr: SocketAddr,
     pub log: PathBuf,
+    /// The ready file's JSON (natter-server: `plain`, `tls`, `relay`, `cert_sha256`, …).
+    pub ready: serde_json::Value,
 }
 
 impl ChildProc {
@@ -57,6 +59,7 @@ impl ChildProc {
                         pid,
                         addr,
                         log,
+                        ready: v,
                     });
                 }
             }
@@ -81,6 +84,17 @@ impl ChildProc {
     /// Still running?
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL now (no shutdown of any kind), and reap it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// An address from the ready file, e.g. `tls` or `relay`.
+    pub fn ready_addr(&self, key: &str) -> Option<SocketAddr> {
+        self.ready[key].as_str()?.parse().ok()
     }
 
     /// SIGTERM, wait up to `grace`, then SIGKILL. Returns how it ended.
@@ -372,4 +386,56 @@ pub fn machine() -> Machine {
 /// Raises RLIMIT_NOFILE to the hard limit; returns the soft limit now in force.
 pub fn raise_nofile() -> u64 {
     rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0)
+}
+
+/// Read and write syscalls of a process (`syscr`/`syscw` of /proc/PID/io: sockets and files).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Io {
+    pub reads: u64,
+    pub writes: u64,
+}
+
+impl Io {
+    /// The calls made between `earlier` and `self`.
+    pub fn since(&self, earlier: &Io) -> Io {
+        Io {
+            reads: self.reads.saturating_sub(earlier.reads),
+            writes: self.writes.saturating_sub(earlier.writes),
+        }
+    }
+}
+
+/// `None` if the process is gone or /proc/PID/io is not readable.
+pub fn io(pid: u32) -> Option<Io> {
+    let text = fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some(Io {
+        reads: field("syscr:")?,
+        writes: field("syscw:")?,
+    })
+}
+
+/// Raises RLIMIT_NOFILE (soft and hard) to at least `want` if the process may (root may raise
+/// the hard limit up to fs.nr_open); children inherit it. Returns the soft limit now in force.
+pub fn raise_nofile_to(want: u64) -> u64 {
+    let nr_open = fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    let want = want.min(nr_open);
+    if let Ok((soft, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        if soft < want {
+            let hard = hard.max(want);
+            if rlimit::setrlimit(rlimit::Resource::NOFILE, want, hard).is_err() {
+                return raise_nofile();
+            }
+        }
+    }
+    rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(0)
 }
