@@ -381,20 +381,59 @@ async fn a_client_that_stops_reading_does_not_hold_up_the_others() -> Result<()>
     let body = "x".repeat(16 * 1024);
     let mut pending = Vec::with_capacity(FLOOD);
     for _ in 0..FLOOD {
+        let client_msg_id = new_client_msg_id();
         let message = ClientMessage::SendMessage {
             id: alice.new_id(),
-            client_msg_id: new_client_msg_id(),
+            client_msg_id: client_msg_id.clone(),
             to: Target::Square,
             body: text(&body),
         };
-        pending.push(alice.submit(&message).await?);
+        pending.push((client_msg_id, alice.submit(&message).await?));
     }
-    for reply in pending {
-        reply
-            .wait()
-            .await?
-            .into_result()
-            .context("alice's square message was accepted")?;
+    // A flood this size may outrun the writer; `slow_down` means "not stored, send it again
+    // later" (PROTOCOL.md §5.5 rule 8), so alice sends the refused ones again, all at once as a
+    // client's outbox does, until every message is accepted. Bob heartbeats meanwhile, as a
+    // real client does, so a long retry does not look like silence.
+    let _bob_alive = bob.keep_alive(Duration::from_secs(5));
+    for round in 0.. {
+        let mut refused = Vec::new();
+        let mut wait = Duration::ZERO;
+        for (client_msg_id, reply) in pending {
+            match reply.wait().await? {
+                ServerMessage::Error {
+                    code: ErrorCode::SlowDown,
+                    retry_after_ms,
+                    ..
+                } => {
+                    wait = wait.max(Duration::from_millis(retry_after_ms.unwrap_or(100)));
+                    refused.push(client_msg_id);
+                }
+                reply => {
+                    reply
+                        .into_result()
+                        .context("alice's square message was accepted")?;
+                }
+            }
+        }
+        if refused.is_empty() {
+            break;
+        }
+        ensure!(
+            round < 50,
+            "{} messages still refused after 50 rounds",
+            refused.len()
+        );
+        tokio::time::sleep(wait).await;
+        pending = Vec::with_capacity(refused.len());
+        for client_msg_id in refused {
+            let again = ClientMessage::SendMessage {
+                id: alice.new_id(),
+                client_msg_id: client_msg_id.clone(),
+                to: Target::Square,
+                body: text(&body),
+            };
+            pending.push((client_msg_id, alice.submit(&again).await?));
+        }
     }
     let received = bob.expect_messages_from("alice", FLOOD).await?;
     assert_eq!(received.len(), FLOOD);

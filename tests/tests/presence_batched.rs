@@ -93,7 +93,10 @@ impl Watcher {
             if left.is_zero() {
                 let missing: Vec<_> = expected.difference(&list).collect();
                 let extra: Vec<_> = list.difference(expected).collect();
-                bail!("{}'s online list is wrong: missing {missing:?}, extra {extra:?}", self.name);
+                bail!(
+                    "{}'s online list is wrong: missing {missing:?}, extra {extra:?}",
+                    self.name
+                );
             }
             match self.socket.read(left).await {
                 Ok(RawRead::Message(m)) => self.apply(m),
@@ -148,7 +151,10 @@ async fn a_version_1_client_still_gets_one_push_per_login_and_logout() -> Result
     old.settle_on(&expected).await?;
     drop(newer.socket);
     old.settle_on(&["oldclient".to_owned()].into()).await?;
-    assert_eq!(old.batches, 0, "a version 1 client never sees a `presence` batch");
+    assert_eq!(
+        old.batches, 0,
+        "a version 1 client never sees a `presence` batch"
+    );
     assert_eq!(old.single_pushes, 2, "one user_online, one user_offline");
     Ok(())
 }
@@ -200,7 +206,12 @@ async fn a_quiet_ack_gets_no_reply_and_still_sends_the_receipt() -> Result<()> {
         .send(&ClientMessage::Heartbeat { id: "hb".into() })
         .await?;
     loop {
-        match bob.socket.expect_message().await.context("bob's heartbeat")? {
+        match bob
+            .socket
+            .expect_message()
+            .await
+            .context("bob's heartbeat")?
+        {
             ServerMessage::HeartbeatAck { id, .. } if id == "hb" => break,
             ServerMessage::Presence { .. } => {}
             other => bail!("a quiet ack must get no reply, bob got {other:?}"),

@@ -247,6 +247,12 @@ impl Hub {
         if inner.pending.is_empty() {
             return;
         }
+        // A batch of one change is not sent back to the user it is about: a lone login should
+        // not echo to its own session (bigger batches are shared as they are).
+        let lone = (inner.pending.len() == 1)
+            .then(|| inner.pending.keys().next().cloned())
+            .flatten()
+            .and_then(|key| inner.by_name.get(&key).copied());
         let (mut online, mut offline) = (Vec::new(), Vec::new());
         for (_, change) in inner.pending.drain() {
             match change {
@@ -255,8 +261,10 @@ impl Hub {
             }
         }
         let frame = encode_payload(&ServerMessage::Presence { online, offline });
-        for entry in inner.sessions.values().filter(|e| e.batched) {
-            deliver(entry, Push::Frame(frame.clone()));
+        for (id, entry) in inner.sessions.iter() {
+            if entry.batched && Some(*id) != lone {
+                deliver(entry, Push::Frame(frame.clone()));
+            }
         }
     }
 

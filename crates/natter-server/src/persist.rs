@@ -10,9 +10,11 @@
 //! The writer is a plain thread, not a task: the log's handle is synchronous (no hand-off per
 //! statement), and a commit that blocks on the disk blocks nobody but the writer.
 //!
-//! Admission control: when the queue holds more than [`ADMIT_WAIT`] of work at the measured
-//! commit rate, new messages are refused with `slow_down` (PROTOCOL.md §5.5) instead of waiting
-//! in a queue that only grows; acks are always taken, since they are what lets the backlog go.
+//! Admission control: when jobs wait in the queue longer than [`ADMIT_WAIT`] (measured, as
+//! CoDel does: how long the oldest job of the last batch waited, or how long the writer has been
+//! busy with work queued behind it), new messages are refused with `slow_down` (PROTOCOL.md §5.5)
+//! instead of waiting in a queue that only grows; acks are always taken, since they are what lets
+//! the backlog go.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,8 +32,8 @@ pub const MAX_BATCH: usize = 4096;
 pub const QUEUE: usize = 16384;
 /// A message is refused with `slow_down` when the work queued before it would take longer.
 pub const ADMIT_WAIT: Duration = Duration::from_millis(200);
-/// Assumed cost of one job before any batch was timed.
-const INITIAL_JOB_NANOS: u64 = 20_000;
+/// The longest wait a `slow_down` asks for.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// Why a message was not queued.
 #[derive(Debug, thiserror::Error)]
@@ -48,20 +50,46 @@ enum Job {
     Save {
         message: NewMessage,
         reply: oneshot::Sender<StoreResult<StoredMessage>>,
+        queued: Instant,
     },
     Ack {
         recipient: UserId,
         msg_ids: Vec<MsgId>,
         reply: Option<oneshot::Sender<StoreResult<()>>>,
+        queued: Instant,
     },
+}
+
+impl Job {
+    fn queued(&self) -> Instant {
+        match self {
+            Job::Save { queued, .. } | Job::Ack { queued, .. } => *queued,
+        }
+    }
+}
+
+/// What the writer tells admission about its queue (nanoseconds since `epoch`).
+struct Pressure {
+    epoch: Instant,
+    /// How long the oldest job of the last batch had waited (0 once the queue ran empty).
+    last_wait: AtomicU64,
+    /// When the writer took the batch it is working on; [`IDLE`] while it waits for work.
+    working_since: AtomicU64,
+}
+
+const IDLE: u64 = u64::MAX;
+
+impl Pressure {
+    fn since_epoch(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
 }
 
 /// Handle to the writer thread.
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Job>,
-    /// Measured commit cost per job (nanoseconds, smoothed), for admission.
-    job_nanos: Arc<AtomicU64>,
+    pressure: Arc<Pressure>,
 }
 
 /// The writer thread; [`WriterThread::join`] waits for it to drain and stop.
@@ -83,18 +111,30 @@ impl Writer {
         now: fn() -> i64,
     ) -> std::io::Result<(Self, WriterThread)> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let job_nanos = Arc::new(AtomicU64::new(INITIAL_JOB_NANOS));
-        let measured = job_nanos.clone();
+        let pressure = Arc::new(Pressure {
+            epoch: Instant::now(),
+            last_wait: AtomicU64::new(0),
+            working_since: AtomicU64::new(IDLE),
+        });
+        let measured = pressure.clone();
         let thread = std::thread::Builder::new()
             .name("natter-writer".into())
             .spawn(move || run(rx, log, hub, now, measured))?;
-        Ok((Self { tx, job_nanos }, WriterThread(thread)))
+        Ok((Self { tx, pressure }, WriterThread(thread)))
     }
 
-    /// How long the work queued now would take the writer.
+    /// How long a job queued now can expect to wait: the last batch's queueing delay, or, while
+    /// jobs are queued, how long the writer has been on its current batch.
     fn backlog(&self) -> Duration {
-        let queued = (self.tx.max_capacity() - self.tx.capacity()) as u64;
-        Duration::from_nanos(queued.saturating_mul(self.job_nanos.load(Ordering::Relaxed)))
+        if self.tx.capacity() == self.tx.max_capacity() {
+            return Duration::ZERO;
+        }
+        let p = &self.pressure;
+        let busy = match p.working_since.load(Ordering::Relaxed) {
+            IDLE => 0,
+            since => p.since_epoch(Instant::now()).saturating_sub(since),
+        };
+        Duration::from_nanos(busy.max(p.last_wait.load(Ordering::Relaxed)))
     }
 
     /// Queues a message to store and route; the receiver resolves once it is committed.
@@ -104,12 +144,17 @@ impl Writer {
     ) -> Result<oneshot::Receiver<StoreResult<StoredMessage>>, Refused> {
         let backlog = self.backlog();
         if backlog > ADMIT_WAIT {
-            // Come back when about half of today's backlog has gone: soon enough to keep the
-            // writer busy, late enough not to be refused again at once.
-            return Err(Refused::SlowDown(backlog / 2));
+            // Come back after about the wait the queue has now: the backlog ahead is gone by
+            // then, and a client refused again at once would only add load.
+            return Err(Refused::SlowDown(backlog.min(MAX_RETRY_AFTER)));
         }
         let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(Job::Save { message, reply }) {
+        let queued = Instant::now();
+        match self.tx.try_send(Job::Save {
+            message,
+            reply,
+            queued,
+        }) {
             Ok(()) => Ok(rx),
             Err(mpsc::error::TrySendError::Full(_)) => Err(Refused::SlowDown(ADMIT_WAIT)),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(Refused::Stopped),
@@ -135,6 +180,7 @@ impl Writer {
                 recipient,
                 msg_ids,
                 reply,
+                queued: Instant::now(),
             })
             .await
             .map_err(|_| Refused::Stopped)?;
@@ -147,7 +193,7 @@ fn run(
     mut log: Box<dyn MessageLog>,
     hub: Arc<Hub>,
     now: fn() -> i64,
-    job_nanos: Arc<AtomicU64>,
+    pressure: Arc<Pressure>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(job) = rx.blocking_recv() {
@@ -158,14 +204,18 @@ fn run(
                 Err(_) => break,
             }
         }
-        let ts = now();
         let started = Instant::now();
+        let oldest = batch.iter().map(Job::queued).min().unwrap_or(started);
+        pressure.last_wait.store(
+            started.saturating_duration_since(oldest).as_nanos() as u64,
+            Ordering::Relaxed,
+        );
+        pressure
+            .working_since
+            .store(pressure.since_epoch(started), Ordering::Relaxed);
+        let ts = now();
         let committed = commit(log.as_mut(), &batch, ts);
         let elapsed = started.elapsed();
-        // Smoothed over batches: one slow fsync should not refuse everybody.
-        let per_job = elapsed.as_nanos() as u64 / batch.len() as u64;
-        let old = job_nanos.load(Ordering::Relaxed);
-        job_nanos.store((old * 7 + per_job) / 8, Ordering::Relaxed);
         tracing::debug!(
             jobs = batch.len(),
             micros = elapsed.as_micros() as u64,
@@ -176,9 +226,12 @@ fn run(
                 let (mut stored, mut acked) = (stored.into_iter(), acked.into_iter());
                 for job in batch.drain(..) {
                     match job {
-                        Job::Save { message, reply } => match stored.next() {
+                        Job::Save { message, reply, .. } => match stored.next() {
                             Some(saved) => route_saved(&hub, message.sender_id, saved, reply),
-                            None => fail(Job::Save { message, reply }),
+                            None => {
+                                tracing::error!("the message log returned too few results");
+                                let _ = reply.send(Err(stopped()));
+                            }
                         },
                         Job::Ack { reply, .. } => {
                             route_acked(&hub, acked.next().unwrap_or_default(), ts, reply);
@@ -194,6 +247,11 @@ fn run(
                     fail(job);
                 }
             }
+        }
+        if rx.is_empty() {
+            // Caught up: nothing queued waits, whatever the last batch went through.
+            pressure.last_wait.store(0, Ordering::Relaxed);
+            pressure.working_since.store(IDLE, Ordering::Relaxed);
         }
     }
 }
@@ -261,15 +319,18 @@ fn route_acked(
     }
 }
 
+fn stopped() -> crate::store::StoreError {
+    crate::store::StoreError::Db(sqlx::Error::PoolClosed)
+}
+
 fn fail(job: Job) {
-    let err = || crate::store::StoreError::Db(sqlx::Error::PoolClosed);
     match job {
         Job::Save { reply, .. } => {
-            let _ = reply.send(Err(err()));
+            let _ = reply.send(Err(stopped()));
         }
         Job::Ack { reply, .. } => {
             if let Some(reply) = reply {
-                let _ = reply.send(Err(err()));
+                let _ = reply.send(Err(stopped()));
             }
         }
     }
@@ -337,23 +398,24 @@ mod tests {
         let (writer, thread) =
             Writer::spawn(Box::new(log), Arc::new(Hub::default()), || 1).expect("writer");
 
-        let mut accepted = Vec::new();
-        let mut refused = None;
-        for n in 0..QUEUE {
+        let save = |n: usize| {
             let mut message = text("alice", n);
             message.sender_id = alice.id;
-            match writer.save(message) {
-                Ok(rx) => accepted.push(rx),
-                Err(Refused::SlowDown(wait)) => {
-                    refused = Some(wait);
-                    break;
-                }
-                Err(Refused::Stopped) => panic!("the writer stopped"),
-            }
+            writer.save(message)
+        };
+        // The first message is taken and stuck in its commit; the second queues behind it.
+        let mut accepted = vec![save(0).expect("an idle writer takes a message")];
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        accepted.push(save(1).expect("a short queue takes a message"));
+        tokio::time::sleep(ADMIT_WAIT + Duration::from_millis(50)).await;
+        match save(2) {
+            Err(Refused::SlowDown(wait)) => assert!(
+                wait > ADMIT_WAIT && wait <= MAX_RETRY_AFTER,
+                "retry after {wait:?}"
+            ),
+            Err(Refused::Stopped) => panic!("the writer stopped"),
+            Ok(_) => panic!("a writer stuck past the admit wait must say slow_down"),
         }
-        let wait = refused.expect("a stuck writer must refuse before its queue is full");
-        assert!(wait > Duration::ZERO && wait <= ADMIT_WAIT, "retry after {wait:?}");
-        assert!(accepted.len() > 1, "the first messages are taken");
 
         *open.0.lock().expect("gate lock") = true;
         open.1.notify_all();
@@ -376,6 +438,10 @@ mod tests {
             .fetch_one(&store.pool_for_tests())
             .await
             .expect("count");
-        assert_eq!(total as usize, ids.len(), "every accepted message, nothing else");
+        assert_eq!(
+            total as usize,
+            ids.len(),
+            "every accepted message, nothing else"
+        );
     }
 }

@@ -196,7 +196,9 @@ impl TestClient {
             timeout,
             |m| match m {
                 ServerMessage::UserOffline { username: who } if who == username => Some(()),
-                ServerMessage::Presence { offline, .. } if offline.iter().any(|w| w == username) => {
+                ServerMessage::Presence { offline, .. }
+                    if offline.iter().any(|w| w == username) =>
+                {
                     Some(())
                 }
                 _ => None,
