@@ -32,8 +32,6 @@ mod stats;
 mod sys;
 #[path = "natter-loadbench/tls_login.rs"]
 mod tls_login;
-#[path = "natter-loadbench/wire.rs"]
-mod wire;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -406,7 +404,12 @@ pub struct StepResult {
     /// Earlier steps' messages still undelivered when this step began.
     pub backlog_at_start: u64,
     pub delivery: Histogram<u64>,
+    /// Scheduled send time → `message_accepted` (slow_down waits and retries included).
     pub accepted_lat: Histogram<u64>,
+    /// Write of the accepted attempt → its `message_accepted` (the overload target's figure).
+    pub attempt_lat: Histogram<u64>,
+    /// The part of `attempt_lat` before the server's commit.
+    pub attempt_to_commit: Histogram<u64>,
     pub receipt_lat: Histogram<u64>,
     pub send_lag: Histogram<u64>,
     pub cpu: CpuUse,
@@ -807,6 +810,8 @@ async fn run_phase(
                 backlog_at_start,
                 delivery: st.delivery.snapshot(),
                 accepted_lat: st.accepted.snapshot(),
+                attempt_lat: st.attempt.snapshot(),
+                attempt_to_commit: st.attempt_to_commit.snapshot(),
                 receipt_lat: st.receipt.snapshot(),
                 send_lag: st.send_lag.snapshot(),
                 cpu,

@@ -1,10 +1,11 @@
 //! Load-generating clients: one reader task and one writer task per connection (plain TCP or
 //! TLS), and the connection handshake (hello, then guest_login, login or resume).
 //!
-//! The clients behave as real ones do: they ask for protocol version 2 (falling back to 1 when
-//! refused), ack pushed messages *and* receipts in batches (without an `id` on version 2, so no
-//! `ok` comes back), and answer `slow_down` by sending the same `client_msg_id` again after
-//! `retry_after_ms`.
+//! The clients behave as real ones do: they ask for [`PROTOCOL_VERSION`] (falling back to
+//! [`MIN_PROTOCOL_VERSION`] when refused), ack pushed messages *and* receipts in batches (without
+//! an `id` from version 2 on, so no `ok` comes back), and answer `slow_down` by sending the same
+//! `client_msg_id` again after `retry_after_ms`. Every frame is a `natter_proto` message, encoded
+//! and decoded by `natter_proto` itself.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
@@ -13,16 +14,18 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::BytesMut;
-use natter_proto::{decode_client, ClientMessage, FrameCodec, MessageBody};
+use natter_proto::{
+    decode_client, decode_server, encode, ClientMessage, ErrorCode, FrameCodec, MessageBody,
+    PresenceScope, ServerMessage, Target, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_util::codec::Decoder;
+use tokio_util::codec::{Decoder, Encoder};
 
 pub use crate::stats::{now_ns, Mode, Shared};
-use crate::stats::{parse_username, Unaccepted};
-use crate::wire::{self, Incoming, Request, TextBody, UserTarget};
+use crate::stats::{parse_username, wall_ms, Unaccepted};
 
 /// Acks are batched: sent when this many ids are pending...
 const ACK_BATCH: usize = 64;
@@ -139,29 +142,66 @@ fn parse_client_msg_id(id: &str) -> Option<(usize, u64, u64)> {
     Some((step, ts, seq))
 }
 
-/// Request id of a `send_message`: `"s<step>.<ns>.<seq>.<to>"`, so that a `slow_down` answer
-/// alone says what to send again.
-fn send_request_id(step: u8, ts: u64, seq: u64, to: u32) -> String {
-    format!("s{step}.{ts}.{seq}.{to}")
+/// One written `send_message`: a first try or a retry of message `seq` of the sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SendAttempt {
+    step: u8,
+    /// The message's scheduled send time (the same for every attempt).
+    ts: u64,
+    seq: u64,
+    to: u32,
+    /// When this attempt was encoded for writing (see [`now_ns`]).
+    written: u64,
 }
 
-fn parse_send_request_id(id: &str) -> Option<Out> {
-    let mut it = id.strip_prefix('s')?.split('.');
-    let step = it.next()?.parse().ok()?;
-    let ts = it.next()?.parse().ok()?;
-    let seq = it.next()?.parse().ok()?;
-    let to = it.next()?.parse().ok()?;
-    Some(Out::Send {
-        to,
-        ts,
-        step,
-        seq: Some(seq),
-    })
+impl SendAttempt {
+    /// Request id: `"s<step>.<ns>.<seq>.<to>.<written ns>"`, so that the reply alone says what to
+    /// send again (`slow_down`) and how long this very attempt took (`message_accepted`). At most
+    /// about 50 characters, within the protocol's 64.
+    fn request_id(&self) -> String {
+        let SendAttempt {
+            step,
+            ts,
+            seq,
+            to,
+            written,
+        } = self;
+        format!("s{step}.{ts}.{seq}.{to}.{written}")
+    }
+
+    fn parse(id: &str) -> Option<Self> {
+        let mut it = id.strip_prefix('s')?.split('.');
+        let attempt = SendAttempt {
+            step: it.next()?.parse().ok()?,
+            ts: it.next()?.parse().ok()?,
+            seq: it.next()?.parse().ok()?,
+            to: it.next()?.parse().ok()?,
+            written: it.next()?.parse().ok()?,
+        };
+        it.next().is_none().then_some(attempt)
+    }
+
+    /// The same message, to be written again.
+    fn retry(&self) -> Out {
+        Out::Send {
+            to: self.to,
+            ts: self.ts,
+            step: self.step,
+            seq: Some(self.seq),
+        }
+    }
 }
 
-async fn write_req(wr: &mut Wr, req: &Request<'_>) -> Result<()> {
+/// Appends `msg` as one JSON frame to `buf`.
+fn put(buf: &mut BytesMut, msg: &ClientMessage) {
+    FrameCodec::default()
+        .encode(encode(msg), buf)
+        .expect("bench frames are far below the frame limit");
+}
+
+async fn write_msg(wr: &mut Wr, msg: &ClientMessage) -> Result<()> {
     let mut buf = BytesMut::new();
-    wire::put(&mut buf, req);
+    put(&mut buf, msg);
     wr.write_all(&buf).await?;
     Ok(())
 }
@@ -171,11 +211,11 @@ async fn read_frame(
     rd: &mut Rd,
     buf: &mut BytesMut,
     codec: &mut FrameCodec,
-) -> Result<(usize, Incoming)> {
+) -> Result<(usize, ServerMessage)> {
     loop {
         if let Some(frame) = codec.decode(buf)? {
             let payload = frame.payload();
-            let msg = wire::decode(payload).map_err(|e| anyhow!("undecodable reply: {e}"))?;
+            let msg = decode_server(payload).map_err(|e| anyhow!("undecodable reply: {e}"))?;
             return Ok((payload.len(), msg));
         }
         buf.reserve(4096);
@@ -218,13 +258,15 @@ async fn open(dial: &Dial) -> Result<(Rd, Wr)> {
 }
 
 /// Pushes that may come while a client waits for a handshake reply.
-fn count_handshake_push(shared: &Shared, len: usize, msg: &Incoming) {
+fn count_handshake_push(shared: &Shared, len: usize, msg: &ServerMessage) {
     match msg {
-        Incoming::Presence { .. } | Incoming::UserOnline { .. } | Incoming::UserOffline { .. } => {
+        ServerMessage::Presence { .. }
+        | ServerMessage::UserOnline { .. }
+        | ServerMessage::UserOffline { .. } => {
             shared.presence_pushes.fetch_add(1, Relaxed);
             shared.presence_bytes.fetch_add(len as u64, Relaxed);
         }
-        Incoming::Heartbeat {} => {
+        ServerMessage::Heartbeat { .. } => {
             shared.heartbeats.fetch_add(1, Relaxed);
         }
         _ => {
@@ -242,29 +284,29 @@ struct Greeted {
     heartbeat: Duration,
 }
 
-/// Connects and says `hello` with the version in use; if the server refuses version 2, the
-/// phase falls back to version 1 (once, for every client).
+/// Connects and says `hello` with the version in use; if the server refuses it, the phase falls
+/// back to [`MIN_PROTOCOL_VERSION`] (once, for every client).
 async fn greet(shared: &Shared, dial: &Dial) -> Result<Greeted> {
     for _ in 0..2 {
         let (mut rd, mut wr) = open(dial).await?;
         let mut buf = BytesMut::with_capacity(4096);
         let mut codec = FrameCodec::default();
         let version = shared.version();
-        let hello = Request::Hello {
-            id: "h",
+        let hello = ClientMessage::Hello {
+            id: "h".into(),
             version,
-            client: "natter-loadbench",
+            client: "natter-loadbench".into(),
             presence: if shared.presence_all {
-                "all"
+                PresenceScope::All
             } else {
-                "friends"
+                PresenceScope::Friends
             },
         };
-        write_req(&mut wr, &hello).await?;
+        write_msg(&mut wr, &hello).await?;
         loop {
             let (len, msg) = read_frame(&mut rd, &mut buf, &mut codec).await?;
             match msg {
-                Incoming::HelloOk {
+                ServerMessage::HelloOk {
                     version,
                     heartbeat_interval_ms,
                     ..
@@ -282,30 +324,39 @@ async fn greet(shared: &Shared, dial: &Dial) -> Result<Greeted> {
                         ),
                     });
                 }
-                Incoming::Error { code, .. } if code == "unsupported_version" && version > 1 => {
-                    let _ = shared.version.compare_exchange(0, 1, Relaxed, Relaxed);
+                ServerMessage::Error {
+                    code: ErrorCode::UnsupportedVersion,
+                    ..
+                } if version > MIN_PROTOCOL_VERSION => {
+                    let _ =
+                        shared
+                            .version
+                            .compare_exchange(0, MIN_PROTOCOL_VERSION, Relaxed, Relaxed);
                     break;
                 }
-                Incoming::Error { code, message, .. } => bail!("hello refused: {code}: {message}"),
+                ServerMessage::Error { code, message, .. } => {
+                    bail!("hello refused: {code}: {message}")
+                }
                 other => count_handshake_push(shared, len, &other),
             }
         }
     }
-    bail!("server refused protocol version 1 as well")
+    bail!("server refused protocol versions {PROTOCOL_VERSION} and {MIN_PROTOCOL_VERSION}")
 }
 
-/// Sends `req` and reads until its reply, counting pushes in between.
-async fn request(shared: &Shared, g: &mut Greeted, req: &Request<'_>) -> Result<(usize, Incoming)> {
-    write_req(&mut g.wr, req).await?;
+/// Sends `req` and reads until its reply (or an error), counting pushes in between.
+async fn request(
+    shared: &Shared,
+    g: &mut Greeted,
+    req: &ClientMessage,
+) -> Result<(usize, ServerMessage)> {
+    write_msg(&mut g.wr, req).await?;
     loop {
         let (len, msg) = read_frame(&mut g.rd, &mut g.buf, &mut g.codec).await?;
-        match msg {
-            Incoming::Presence { .. }
-            | Incoming::UserOnline { .. }
-            | Incoming::UserOffline { .. }
-            | Incoming::Heartbeat {}
-            | Incoming::Other => count_handshake_push(shared, len, &msg),
-            reply => return Ok((len, reply)),
+        if msg.reply_id().is_none() && !matches!(msg, ServerMessage::Error { .. }) {
+            count_handshake_push(shared, len, &msg);
+        } else {
+            return Ok((len, msg));
         }
     }
 }
@@ -320,15 +371,23 @@ pub async fn probe_version(shared: &Shared, dial: &Dial) -> Result<u32> {
 /// already exists counts as registered.
 pub async fn register(shared: &Shared, dial: &Dial, name: &str, password: &str) -> Result<()> {
     let mut g = greet(shared, dial).await?;
-    let req = Request::Register {
-        id: "r",
-        username: name,
-        password,
+    let req = ClientMessage::Register {
+        id: "r".into(),
+        username: name.into(),
+        password: password.into(),
+        nickname: String::new(),
+        motto: String::new(),
+        phone: String::new(),
     };
     match request(shared, &mut g, &req).await?.1 {
-        Incoming::Registered {} => Ok(()),
-        Incoming::Error { code, .. } if code == "username_taken" => Ok(()),
-        Incoming::Error { code, message, .. } => bail!("register refused: {code}: {message}"),
+        ServerMessage::Registered { .. } => Ok(()),
+        ServerMessage::Error {
+            code: ErrorCode::UsernameTaken,
+            ..
+        } => Ok(()),
+        ServerMessage::Error { code, message, .. } => {
+            bail!("register refused: {code}: {message}")
+        }
         other => bail!("expected registered, got {other:?}"),
     }
 }
@@ -346,27 +405,30 @@ pub async fn connect(
         let mut g = greet(&shared, dial).await?;
         let (len, reply) = match &login {
             Login::Guest { name } => {
-                let req = Request::GuestLogin {
-                    id: "g",
-                    username: name,
+                let req = ClientMessage::GuestLogin {
+                    id: "g".into(),
+                    username: name.clone(),
                 };
                 request(&shared, &mut g, &req).await?
             }
             Login::Password { name, password } => {
-                let req = Request::Login {
-                    id: "l",
-                    username: name,
-                    password,
+                let req = ClientMessage::Login {
+                    id: "l".into(),
+                    username: name.clone(),
+                    password: password.clone(),
                 };
                 request(&shared, &mut g, &req).await?
             }
             Login::Resume { token, .. } => {
-                let req = Request::Resume { id: "s", token };
+                let req = ClientMessage::Resume {
+                    id: "s".into(),
+                    token: token.clone(),
+                };
                 request(&shared, &mut g, &req).await?
             }
         };
         match reply {
-            Incoming::LoginOk { token, online } => {
+            ServerMessage::LoginOk { token, online, .. } => {
                 shared.login_ok_bytes.fetch_add(len as u64, Relaxed);
                 if let Some(book) = &shared.presence_book {
                     book.reset(idx, online.iter().map(|u| u.username.as_str()));
@@ -375,7 +437,9 @@ pub async fn connect(
                     *slot.lock().expect("token lock") = Some(token);
                 }
             }
-            Incoming::Error { code, message, .. } => bail!("login refused: {code}: {message}"),
+            ServerMessage::Error { code, message, .. } => {
+                bail!("login refused: {code}: {message}")
+            }
             other => bail!("expected login_ok, got {other:?}"),
         }
         g
@@ -443,34 +507,42 @@ async fn writer(
                             .expect("outbox lock")
                             .insert(seq, Unaccepted { to, ts, step });
                     }
-                    let to_name = shared.name(to);
-                    let text = format!("s={step} t={ts} natter-loadbench message {seq}");
-                    wire::put(
+                    let attempt = SendAttempt {
+                        step,
+                        ts,
+                        seq,
+                        to,
+                        written: now_ns(),
+                    };
+                    put(
                         &mut buf,
-                        &Request::SendMessage {
-                            id: &send_request_id(step, ts, seq, to),
-                            client_msg_id: &client_msg_id(step, ts, seq),
-                            to: UserTarget::user(&to_name),
-                            body: TextBody::text(&text),
+                        &ClientMessage::SendMessage {
+                            id: attempt.request_id(),
+                            client_msg_id: client_msg_id(step, ts, seq),
+                            to: Target::User {
+                                username: shared.name(to),
+                            },
+                            body: MessageBody::Text {
+                                text: format!("s={step} t={ts} natter-loadbench message {seq}"),
+                            },
                         },
                     );
                 }
                 Out::Ack(msg_ids) => {
                     shared.acks_sent.fetch_add(1, Relaxed);
                     shared.acked_ids.fetch_add(msg_ids.len() as u64, Relaxed);
-                    let id = format!("a{seq}");
-                    wire::put(
+                    put(
                         &mut buf,
-                        &Request::Ack {
-                            id: (!quiet_acks).then_some(id.as_str()),
-                            msg_ids: &msg_ids,
+                        &ClientMessage::Ack {
+                            id: (!quiet_acks).then(|| format!("a{seq}")),
+                            msg_ids,
                         },
                     );
                 }
-                Out::Heartbeat => wire::put(
+                Out::Heartbeat => put(
                     &mut buf,
-                    &Request::Heartbeat {
-                        id: &format!("h{seq}"),
+                    &ClientMessage::Heartbeat {
+                        id: format!("h{seq}"),
                     },
                 ),
             }
@@ -586,7 +658,7 @@ fn handle_natter(
     pending: &mut Vec<i64>,
     retries: &mut RetryQueue,
 ) {
-    let msg = match wire::decode(payload) {
+    let msg = match decode_server(payload) {
         Ok(msg) => msg,
         Err(e) => {
             shared.note_error(format!("{}: undecodable frame: {e}", shared.name(idx)));
@@ -594,9 +666,11 @@ fn handle_natter(
         }
     };
     match msg {
-        Incoming::Message { message } => {
-            if let Some((step, ts)) = message.body.text.as_deref().and_then(parse_text) {
-                shared.delivered(step, ts, parse_username(&message.from));
+        ServerMessage::Message { message } => {
+            if let MessageBody::Text { text } = &message.body {
+                if let Some((step, ts)) = parse_text(text) {
+                    shared.delivered(step, ts, parse_username(&message.from));
+                }
             }
             shared.ledger_entry(message.msg_id, |e| {
                 e.deliveries += 1;
@@ -606,14 +680,23 @@ fn handle_natter(
             });
             pending.push(message.msg_id);
         }
-        Incoming::MessageAccepted {
+        ServerMessage::MessageAccepted {
+            id,
             client_msg_id,
             msg_id,
+            ts: committed_ms,
             duplicate,
         } => {
+            let now = now_ns();
             if let Some((step, ts, seq)) = parse_client_msg_id(&client_msg_id) {
                 if let Some(st) = shared.step(step) {
-                    st.accepted.record_ns(now_ns().saturating_sub(ts));
+                    st.accepted.record_ns(now.saturating_sub(ts));
+                    if let Some(attempt) = SendAttempt::parse(&id) {
+                        st.attempt.record_ns(now.saturating_sub(attempt.written));
+                        let to_commit = committed_ms - wall_ms(attempt.written);
+                        st.attempt_to_commit
+                            .record_ns(to_commit.max(0) as u64 * 1_000_000);
+                    }
                     st.accepted_n.fetch_add(1, Relaxed);
                     if duplicate {
                         st.duplicates.fetch_add(1, Relaxed);
@@ -630,9 +713,10 @@ fn handle_natter(
                 }
             }
         }
-        Incoming::Receipt {
+        ServerMessage::Receipt {
             msg_id,
             client_msg_id,
+            ..
         } => {
             if let Some((step, ts, _)) = parse_client_msg_id(&client_msg_id) {
                 if let Some(st) = shared.step(step) {
@@ -644,14 +728,14 @@ fn handle_natter(
             // Receipts are acked like messages (PROTOCOL §5.5), or they come again.
             pending.push(msg_id);
         }
-        Incoming::Ok {} => {
+        ServerMessage::Ok { .. } => {
             shared.oks.fetch_add(1, Relaxed);
         }
-        Incoming::HeartbeatAck {} => {}
-        Incoming::Heartbeat {} => {
+        ServerMessage::HeartbeatAck { .. } => {}
+        ServerMessage::Heartbeat { .. } => {
             shared.heartbeats.fetch_add(1, Relaxed);
         }
-        Incoming::Presence { online, offline } => {
+        ServerMessage::Presence { online, offline } => {
             shared.presence_pushes.fetch_add(1, Relaxed);
             shared
                 .presence_bytes
@@ -668,33 +752,31 @@ fn handle_natter(
                 }
             }
         }
-        Incoming::UserOnline { user } => {
+        ServerMessage::UserOnline { user } => {
             note_presence_change(shared, idx, payload.len(), &user.username, true)
         }
-        Incoming::UserOffline { username } => {
+        ServerMessage::UserOffline { username } => {
             note_presence_change(shared, idx, payload.len(), &username, false)
         }
-        Incoming::Error {
+        ServerMessage::Error {
             id,
             code,
             retry_after_ms,
             message,
         } => {
-            let resend = (code == "slow_down")
-                .then(|| id.as_deref().and_then(parse_send_request_id))
+            let refused = (code == ErrorCode::SlowDown)
+                .then(|| id.as_deref().and_then(SendAttempt::parse))
                 .flatten();
-            match resend {
-                Some(out) => {
-                    if let Out::Send { step, .. } = &out {
-                        if let Some(st) = shared.step(*step as usize) {
-                            st.slow_downs.fetch_add(1, Relaxed);
-                        }
+            match refused {
+                Some(attempt) => {
+                    if let Some(st) = shared.step(attempt.step as usize) {
+                        st.slow_downs.fetch_add(1, Relaxed);
                     }
                     let wait = retry_after_ms
                         .map(Duration::from_millis)
                         .unwrap_or(DEFAULT_RETRY_AFTER)
                         .min(MAX_RETRY_AFTER);
-                    retries.push(tokio::time::Instant::now() + wait, out);
+                    retries.push(tokio::time::Instant::now() + wait, attempt.retry());
                 }
                 None => shared.note_error(format!(
                     "{}: error reply to {:?}: {code}: {message}",
@@ -703,7 +785,7 @@ fn handle_natter(
                 )),
             }
         }
-        Incoming::Kicked { reason } => {
+        ServerMessage::Kicked { reason } => {
             if !shared.closing.load(Relaxed) {
                 shared.note_error(format!("{}: kicked: {reason}", shared.name(idx)));
             }
@@ -755,13 +837,22 @@ mod tests {
             parse_client_msg_id(&client_msg_id(3, 123456, 9)),
             Some((3, 123456, 9))
         );
-        match parse_send_request_id(&send_request_id(3, 123456, 9, 77)) {
-            Some(Out::Send {
+        let attempt = SendAttempt {
+            step: 3,
+            ts: 123_456,
+            seq: 9,
+            to: 77,
+            written: 654_321,
+        };
+        assert_eq!(SendAttempt::parse(&attempt.request_id()), Some(attempt));
+        assert_eq!(SendAttempt::parse("s3.123456.9.77"), None);
+        match attempt.retry() {
+            Out::Send {
                 to: 77,
-                ts: 123456,
+                ts: 123_456,
                 step: 3,
                 seq: Some(9),
-            }) => {}
+            } => {}
             other => panic!("{other:?}"),
         }
     }

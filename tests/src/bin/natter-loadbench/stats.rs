@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
@@ -13,12 +13,28 @@ use tokio::sync::Semaphore;
 /// Largest number of error messages kept verbatim.
 const ERROR_SAMPLES: usize = 20;
 
-static BASE: OnceLock<Instant> = OnceLock::new();
+/// The process-wide base instant, with the wall clock (Unix ms) read at the same moment.
+static BASE: OnceLock<(Instant, i64)> = OnceLock::new();
+
+fn base() -> &'static (Instant, i64) {
+    BASE.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        (Instant::now(), wall)
+    })
+}
 
 /// Nanoseconds since a process-wide base instant; senders stamp messages with it and receivers
 /// (in the same process) subtract it from their own reading.
 pub fn now_ns() -> u64 {
-    BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    base().0.elapsed().as_nanos() as u64
+}
+
+/// A [`now_ns`] reading as wall-clock Unix milliseconds, to compare with the server's `ts`
+/// (same machine, same clock; millisecond resolution).
+pub fn wall_ms(ns: u64) -> i64 {
+    base().1 + (ns / 1_000_000) as i64
 }
 
 /// Which server the clients talk to.
@@ -73,6 +89,12 @@ pub struct StepStats {
     pub delivery: Hist,
     /// Send timestamp → `message_accepted` at the sender (slow_down waits and retries included).
     pub accepted: Hist,
+    /// Write of the attempt the server accepted → its `message_accepted` (no slow_down waits:
+    /// what the "accepted p99 under overload" target is about).
+    pub attempt: Hist,
+    /// The part of [`StepStats::attempt`] before the server's commit (`message_accepted.ts`,
+    /// the batch's time): reading, decoding and queueing for the writer, not the reply's way back.
+    pub attempt_to_commit: Hist,
     /// Send timestamp → `receipt` at the sender (includes the recipient's ack batching).
     pub receipt: Hist,
     /// Scheduled send time → the moment the writer task encoded it (bench-side queueing).
@@ -96,6 +118,8 @@ impl StepStats {
         Self {
             delivery: Hist::new(),
             accepted: Hist::new(),
+            attempt: Hist::new(),
+            attempt_to_commit: Hist::new(),
             receipt: Hist::new(),
             send_lag: Hist::new(),
             delivered: AtomicU64::new(0),
@@ -317,7 +341,7 @@ impl Shared {
     /// The protocol version in use (the wanted one until a server answered).
     pub fn version(&self) -> u32 {
         match self.version.load(Relaxed) {
-            0 => super::wire::WANTED_VERSION,
+            0 => natter_proto::PROTOCOL_VERSION,
             v => v,
         }
     }
