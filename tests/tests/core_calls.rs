@@ -226,7 +226,7 @@ async fn declined_unanswered_busy_and_offline_calls_end_with_their_reason() -> R
 
 #[tokio::test]
 async fn a_dropped_connection_ends_the_call_on_both_sides() -> Result<()> {
-    let (server, mut alice, mut bob) = core_alice_and_bob().await?;
+    let (_server, mut alice, mut bob) = core_alice_and_bob().await?;
     tone_audio(&alice, 440.0);
     tone_audio(&bob, 880.0);
     connected(&mut alice, &mut bob).await?;

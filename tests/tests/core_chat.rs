@@ -11,7 +11,7 @@ use natter_e2e::*;
 
 #[tokio::test]
 async fn alice_messages_bob_and_watches_it_go_from_sending_to_sent_to_delivered() -> Result<()> {
-    let (server, mut alice, mut bob) = core_alice_and_bob().await?;
+    let (_server, mut alice, mut bob) = core_alice_and_bob().await?;
 
     let queued = alice.send_text(user("bobby"), "hi bob").await?;
     assert_eq!(queued.state, MessageState::Sending);
