@@ -43,6 +43,16 @@ fn app(data_dir: &Path) -> App {
 
 impl App {
     fn invoke(&self, cmd: &str, args: Value) -> Result<Value, Value> {
+        self.invoke_with(cmd, tauri::ipc::InvokeBody::Json(args), Default::default())
+    }
+
+    /// One IPC call as the webview makes it, with the reply decoded as JSON.
+    fn invoke_with(
+        &self,
+        cmd: &str,
+        body: tauri::ipc::InvokeBody,
+        headers: tauri::http::HeaderMap,
+    ) -> Result<Value, Value> {
         get_ipc_response(
             &self.window,
             tauri::webview::InvokeRequest {
@@ -50,8 +60,8 @@ impl App {
                 callback: tauri::ipc::CallbackFn(0),
                 error: tauri::ipc::CallbackFn(1),
                 url: "tauri://localhost".parse().expect("url"),
-                body: tauri::ipc::InvokeBody::Json(args),
-                headers: Default::default(),
+                body,
+                headers,
                 invoke_key: tauri::test::INVOKE_KEY.to_string(),
             },
         )
@@ -326,19 +336,7 @@ impl App {
         for (k, v) in headers {
             map.insert(*k, v.parse().expect("header value"));
         }
-        get_ipc_response(
-            &self.window,
-            tauri::webview::InvokeRequest {
-                cmd: cmd.into(),
-                callback: tauri::ipc::CallbackFn(0),
-                error: tauri::ipc::CallbackFn(1),
-                url: "tauri://localhost".parse().expect("url"),
-                body: tauri::ipc::InvokeBody::Raw(body),
-                headers: map,
-                invoke_key: tauri::test::INVOKE_KEY.to_string(),
-            },
-        )
-        .map(|b| b.deserialize::<Value>().expect("json reply"))
+        self.invoke_with(cmd, tauri::ipc::InvokeBody::Raw(body), map)
     }
 }
 

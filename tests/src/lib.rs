@@ -5,7 +5,7 @@
 //!
 //! Rules the suites follow (STYLE.md §11):
 //! - scenarios are named in the user's words and start from a world built in a few lines
-//!   (`server.user("alice")`, [`befriend`]);
+//!   ([`alice_and_bob`], `server.user("carol")`, [`befriend`]);
 //! - nothing sleeps to synchronise: tests wait for the event they expect, with a timeout that
 //!   fails loudly and lists what did arrive. A short bounded wait appears only to show that
 //!   something does *not* happen ([`TestClient::assert_no_push_matching`]);
@@ -38,7 +38,7 @@ pub use harness::replies::{
     ServerError, UsernameStatus,
 };
 pub use harness::server::{ReadyFile, TestServer};
-pub use harness::world::befriend;
+pub use harness::world::{alice_and_bob, befriend};
 pub use natter_proto::{
     ChatMessage, ClientMessage, ErrorCode, FileKind, MessageBody, PresenceScope, ServerMessage,
     Target,

@@ -8,9 +8,7 @@ use natter_e2e::*;
 
 #[tokio::test]
 async fn alice_writes_bob_he_gets_it_and_she_gets_a_delivered_receipt() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (_server, mut alice, mut bob) = alice_and_bob().await?;
 
     let sent = alice.send_text("bobby", "hi bob 👋").await?;
     ensure!(!sent.duplicate);
@@ -34,9 +32,7 @@ async fn alice_writes_bob_he_gets_it_and_she_gets_a_delivered_receipt() -> Resul
 
 #[tokio::test]
 async fn messages_arrive_in_the_order_they_were_sent() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (_server, alice, mut bob) = alice_and_bob().await?;
     let mut ids = Vec::new();
     for n in 0..20 {
         ids.push(
@@ -95,9 +91,7 @@ async fn alice_sends_while_bob_offline_bob_gets_it_once() -> Result<()> {
 #[tokio::test]
 async fn unacked_messages_come_again_at_the_next_login_but_never_twice_in_one_connection(
 ) -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (server, alice, mut bob) = alice_and_bob().await?;
     let sent = alice.send_text("bobby", "did you get this?").await?;
     let got = bob.expect_message_from("alice").await?;
     assert_eq!(got.msg_id, sent.msg_id);
@@ -121,9 +115,7 @@ async fn unacked_messages_come_again_at_the_next_login_but_never_twice_in_one_co
 
 #[tokio::test]
 async fn a_receipt_reaches_alice_at_her_next_login() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (server, alice, mut bob) = alice_and_bob().await?;
     let sent = alice.send_text("bobby", "read me later").await?;
     alice.logout().await?;
     let got = bob.expect_message_from("alice").await?;
@@ -138,9 +130,7 @@ async fn a_receipt_reaches_alice_at_her_next_login() -> Result<()> {
 
 #[tokio::test]
 async fn resending_the_same_client_msg_id_delivers_once() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (_server, alice, mut bob) = alice_and_bob().await?;
     let cid = new_client_msg_id();
     let first = alice.send_text_with_id("bobby", &cid, "only once").await?;
     ensure!(!first.duplicate);
@@ -199,9 +189,7 @@ async fn the_square_reaches_every_other_online_user_and_is_kept_for_history() ->
 
 #[tokio::test]
 async fn history_pages_backwards_from_the_newest() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let bob = server.user("bobby").await?;
+    let (_server, alice, bob) = alice_and_bob().await?;
     for n in 0..7 {
         let (from, to) = if n % 2 == 0 {
             (&alice, "bobby")
@@ -240,9 +228,7 @@ async fn history_pages_backwards_from_the_newest() -> Result<()> {
 
 #[tokio::test]
 async fn carol_cannot_read_alice_and_bobs_conversation() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let bob = server.user("bobby").await?;
+    let (server, alice, bob) = alice_and_bob().await?;
     let carol = server.user("carol").await?;
     alice.send_text("bobby", "secret for bob").await?;
     bob.send_text("alice", "secret for alice").await?;
@@ -265,9 +251,7 @@ async fn carol_cannot_read_alice_and_bobs_conversation() -> Result<()> {
 
 #[tokio::test]
 async fn a_message_is_always_from_the_session_user() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (server, alice, mut bob) = alice_and_bob().await?;
     let _carol = server.user("carol").await?;
     // A forged `from` field is not part of send_message and must change nothing.
     let reply = alice
@@ -293,9 +277,7 @@ async fn a_message_is_always_from_the_session_user() -> Result<()> {
 
 #[tokio::test]
 async fn bad_messages_are_refused_with_their_reason() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (_server, alice, mut bob) = alice_and_bob().await?;
     expect_refusal(alice.send_text("nobody", "hi").await, ErrorCode::NoSuchUser)?;
     expect_refusal(
         alice.send_text("alice", "hi me").await,
@@ -345,9 +327,7 @@ async fn bad_messages_are_refused_with_their_reason() -> Result<()> {
 
 #[tokio::test]
 async fn cjk_emoji_and_multiline_text_survive_the_round_trip() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (_server, alice, mut bob) = alice_and_bob().await?;
     let body = "你好，鲍勃！\n第二行 🎉\ttab \"quotes\" \\ backslash";
     alice.send_text("bobby", body).await?;
     let got = bob.expect_message_from("alice").await?;
@@ -410,9 +390,7 @@ async fn many_messages_to_an_offline_user_arrive_complete_and_in_order() -> Resu
 
 #[tokio::test]
 async fn acking_someone_elses_message_gives_its_sender_no_receipt() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (server, mut alice, mut bob) = alice_and_bob().await?;
     let mut carol = server.user("carol").await?;
     let sent = alice.send_text("bobby", "for bob only").await?;
     let square = alice.send_square("for everyone").await?;
@@ -466,9 +444,7 @@ async fn history_refuses_bad_page_sizes_and_unknown_users() -> Result<()> {
 
 #[tokio::test]
 async fn names_in_requests_match_in_any_case() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (_server, alice, mut bob) = alice_and_bob().await?;
     let sent = alice.send_text("BOBBY", "shouting your name").await?;
     let got = bob.expect_message_from("alice").await?;
     assert_eq!(got.msg_id, sent.msg_id);
@@ -485,9 +461,7 @@ async fn names_in_requests_match_in_any_case() -> Result<()> {
 
 #[tokio::test]
 async fn at_login_queued_notices_come_before_queued_messages() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let bob = server.user("bobby").await?;
+    let (server, alice, bob) = alice_and_bob().await?;
     let mut carol = server.user("carol").await?;
     alice.friend_request("bobby", "").await?;
     let to_carol = alice.send_text("carol", "please ack").await?;

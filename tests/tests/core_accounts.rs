@@ -215,9 +215,7 @@ async fn a_visiting_guest_is_seen_by_alice_and_leaves_the_name_free() -> Result<
 
 #[tokio::test]
 async fn alice_logs_out_bob_sees_it_and_she_logs_in_again_on_the_same_app() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (_server, alice, mut bob) = core_alice_and_bob().await?;
 
     alice.logout().await?;
     bob.expect_offline("alice").await?;
@@ -255,9 +253,7 @@ async fn a_logged_out_app_cannot_resume_without_the_password() -> Result<()> {
 
 #[tokio::test]
 async fn alice_erases_her_account_and_the_name_is_free_again() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (server, mut alice, mut bob) = core_alice_and_bob().await?;
     befriend_devices(&mut bob, &mut alice).await?;
 
     expect_server_code(
@@ -325,9 +321,7 @@ async fn alice_edits_her_profile_and_keeps_it_at_the_next_login() -> Result<()> 
 
 #[tokio::test]
 async fn after_an_app_restart_alice_resumes_her_saved_session() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (_server, alice, mut bob) = core_alice_and_bob().await?;
 
     let alice = alice.restart_app().await;
     let info = alice.resume_saved("alice", None).await?;

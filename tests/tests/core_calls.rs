@@ -112,9 +112,7 @@ async fn connected(alice: &mut Device, bob: &mut Device) -> Result<String> {
 
 #[tokio::test]
 async fn a_call_through_the_relay_carries_each_voice_to_the_other_side() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (_server, mut alice, mut bob) = core_alice_and_bob().await?;
     alice.set_relay_only(true);
     bob.set_relay_only(true);
     let alice_hears = tone_audio(&alice, 440.0);
@@ -149,9 +147,7 @@ async fn a_call_through_the_relay_carries_each_voice_to_the_other_side() -> Resu
 
 #[tokio::test]
 async fn peers_that_can_reach_each_other_talk_directly() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (_server, mut alice, mut bob) = core_alice_and_bob().await?;
     let alice_hears = tone_audio(&alice, 700.0);
     let bob_hears = tone_audio(&bob, 300.0);
     let call_id = connected(&mut alice, &mut bob).await?;
@@ -230,9 +226,7 @@ async fn declined_unanswered_busy_and_offline_calls_end_with_their_reason() -> R
 
 #[tokio::test]
 async fn a_dropped_connection_ends_the_call_on_both_sides() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (_server, mut alice, mut bob) = core_alice_and_bob().await?;
     tone_audio(&alice, 440.0);
     tone_audio(&bob, 880.0);
     connected(&mut alice, &mut bob).await?;
@@ -245,9 +239,7 @@ async fn a_dropped_connection_ends_the_call_on_both_sides() -> Result<()> {
 
 #[tokio::test]
 async fn a_server_crash_ends_the_call_on_both_sides_and_they_can_call_again() -> Result<()> {
-    let mut server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (mut server, mut alice, mut bob) = core_alice_and_bob().await?;
     tone_audio(&alice, 440.0);
     let bob_hears = tone_audio(&bob, 880.0);
     connected(&mut alice, &mut bob).await?;

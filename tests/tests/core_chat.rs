@@ -11,9 +11,7 @@ use natter_e2e::*;
 
 #[tokio::test]
 async fn alice_messages_bob_and_watches_it_go_from_sending_to_sent_to_delivered() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (_server, mut alice, mut bob) = core_alice_and_bob().await?;
 
     let queued = alice.send_text(user("bobby"), "hi bob").await?;
     assert_eq!(queued.state, MessageState::Sending);
@@ -139,9 +137,7 @@ async fn bob_offline_gets_alices_messages_at_login_once_and_alice_hears_they_arr
 
 #[tokio::test]
 async fn alice_says_something_in_the_square_and_everyone_online_hears_it() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (server, mut alice, mut bob) = core_alice_and_bob().await?;
     let mut carol = server.core_user("carol").await?;
     let mut visitor = server.core_guest("visitor").await?;
 
@@ -230,16 +226,7 @@ async fn messages_the_server_refuses_fail_and_can_be_retried() -> Result<()> {
     let mut alice = server.core_user("alice").await?;
 
     let lost = alice.send_text(user("nobodyhere"), "hello?").await?;
-    let code = alice
-        .wait_for("failed", |e| match e {
-            Event::Failed {
-                client_msg_id,
-                code,
-                ..
-            } if *client_msg_id == lost.client_msg_id => Some(*code),
-            _ => None,
-        })
-        .await?;
+    let code = alice.expect_failed(&lost.client_msg_id).await?;
     assert_eq!(code, ErrorCode::NoSuchUser);
     let copy = alice
         .local_copy(&user("nobodyhere"), &lost.client_msg_id)
@@ -249,29 +236,11 @@ async fn messages_the_server_refuses_fail_and_can_be_retried() -> Result<()> {
 
     // Retrying goes through the outbox again (and fails again, the user still does not exist).
     alice.retry(&lost.client_msg_id).await?;
-    let code = alice
-        .wait_for("failed again", |e| match e {
-            Event::Failed {
-                client_msg_id,
-                code,
-                ..
-            } if *client_msg_id == lost.client_msg_id => Some(*code),
-            _ => None,
-        })
-        .await?;
+    let code = alice.expect_failed(&lost.client_msg_id).await?;
     assert_eq!(code, ErrorCode::NoSuchUser);
 
     let to_self = alice.send_text(user("alice"), "note to self").await?;
-    let code = alice
-        .wait_for("failed to self", |e| match e {
-            Event::Failed {
-                client_msg_id,
-                code,
-                ..
-            } if *client_msg_id == to_self.client_msg_id => Some(*code),
-            _ => None,
-        })
-        .await?;
+    let code = alice.expect_failed(&to_self.client_msg_id).await?;
     assert_eq!(code, ErrorCode::SelfTarget);
 
     // Malformed text never leaves the app.
@@ -311,9 +280,7 @@ async fn a_retry_after_the_recipient_registers_delivers_the_failed_message() -> 
 
 #[tokio::test]
 async fn history_fills_a_fresh_store_with_what_another_device_received() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (server, mut alice, mut bob) = core_alice_and_bob().await?;
 
     // Eleven messages both ways while bob uses his laptop; all delivered and acked there.
     let mut expected = Vec::new();
@@ -438,9 +405,7 @@ async fn history_merges_the_server_page_into_a_store_that_has_part_of_it() -> Re
 
 #[tokio::test]
 async fn private_history_holds_only_the_two_people_in_it() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (server, mut alice, mut bob) = core_alice_and_bob().await?;
     let mut carol = server.core_user("carol").await?;
 
     alice.send_and_confirm(user("bobby"), "for bob").await?;
@@ -461,9 +426,7 @@ async fn private_history_holds_only_the_two_people_in_it() -> Result<()> {
 
 #[tokio::test]
 async fn history_needs_a_login_and_works_from_the_local_store_while_offline() -> Result<()> {
-    let mut server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (mut server, mut alice, mut bob) = core_alice_and_bob().await?;
     alice.send_and_confirm(user("bobby"), "one").await?;
     bob.expect_message("alice", "one").await?;
 

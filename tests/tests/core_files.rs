@@ -85,9 +85,7 @@ async fn expect_offer(device: &mut Device, from: &str) -> Result<TransferInfo> {
 #[tokio::test]
 async fn a_200_mb_file_survives_a_server_kill_and_a_receiver_stop_and_arrives_intact() -> Result<()>
 {
-    let mut server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (mut server, mut alice, mut bob) = core_alice_and_bob().await?;
     befriend_devices(&mut alice, &mut bob).await?;
     let files = tempfile::tempdir()?;
     let source = random_file(files.path(), "holiday.mkv", BIG, 7)?;
@@ -204,9 +202,7 @@ async fn a_200_mb_file_survives_a_server_kill_and_a_receiver_stop_and_arrives_in
 
 #[tokio::test]
 async fn a_rejected_offer_tells_the_sender_and_cannot_be_fetched() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (_server, alice, mut bob) = core_alice_and_bob().await?;
     let files = tempfile::tempdir()?;
     let source = random_file(files.path(), "contract.pdf", 300_000, 3)?;
     let sent = alice.send_file("bobby", &source).await?;
@@ -261,9 +257,7 @@ async fn an_offer_to_an_offline_friend_waits_and_is_downloaded_later() -> Result
 
 #[tokio::test]
 async fn strangers_cannot_read_a_transfer() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (server, alice, mut bob) = core_alice_and_bob().await?;
     let carol = server.core_user("carol").await?;
     let files = tempfile::tempdir()?;
     let source = random_file(files.path(), "secret.txt", 10_000, 5)?;
@@ -288,9 +282,7 @@ async fn strangers_cannot_read_a_transfer() -> Result<()> {
 
 #[tokio::test]
 async fn pause_resume_and_cancel_work_from_either_side() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (_server, mut alice, mut bob) = core_alice_and_bob().await?;
     let files = tempfile::tempdir()?;
     let source = random_file(files.path(), "big.iso", 64 * 1024 * 1024, 9)?;
     let sent = alice.send_file("bobby", &source).await?;
@@ -343,9 +335,7 @@ fn png(width: u32, height: u32) -> Result<Vec<u8>> {
 
 #[tokio::test]
 async fn an_image_in_the_square_arrives_with_a_thumbnail_and_opens_full_size() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (server, alice, mut bob) = core_alice_and_bob().await?;
     let carol = server.core_user("carol").await?;
     let files = tempfile::tempdir()?;
     let bytes = png(1600, 900)?;

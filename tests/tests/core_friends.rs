@@ -33,9 +33,7 @@ async fn expect_friend_response(
 
 #[tokio::test]
 async fn alice_asks_bob_to_be_friends_and_bob_accepts() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (_server, mut alice, mut bob) = core_alice_and_bob().await?;
 
     alice.friend_request("bobby", "we met at the café").await?;
     assert_eq!(
@@ -73,9 +71,7 @@ async fn alice_asks_bob_to_be_friends_and_bob_accepts() -> Result<()> {
 
 #[tokio::test]
 async fn bob_declines_and_alice_hears_no() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (_server, mut alice, mut bob) = core_alice_and_bob().await?;
 
     alice.friend_request("bobby", "").await?;
     expect_friend_request(&mut bob, "alice").await?;
@@ -101,9 +97,7 @@ async fn bob_declines_and_alice_hears_no() -> Result<()> {
 
 #[tokio::test]
 async fn unfriending_tells_the_other_side_and_empties_both_lists() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (_server, mut alice, mut bob) = core_alice_and_bob().await?;
     befriend_devices(&mut alice, &mut bob).await?;
 
     bob.friend_delete("alice").await?;
@@ -120,9 +114,7 @@ async fn unfriending_tells_the_other_side_and_empties_both_lists() -> Result<()>
 
 #[tokio::test]
 async fn friend_requests_that_make_no_sense_are_refused_with_their_codes() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (_server, mut alice, mut bob) = core_alice_and_bob().await?;
 
     expect_server_code(
         alice.friend_request("nobodyhere", "").await,
@@ -157,9 +149,7 @@ async fn friend_requests_that_make_no_sense_are_refused_with_their_codes() -> Re
 
 #[tokio::test]
 async fn asking_someone_who_already_asked_you_makes_you_friends() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (_server, mut alice, mut bob) = core_alice_and_bob().await?;
 
     alice.friend_request("bobby", "").await?;
     expect_friend_request(&mut bob, "alice").await?;
@@ -213,9 +203,7 @@ async fn a_request_to_offline_bob_and_his_answer_to_offline_alice_wait_for_their
 
 #[tokio::test]
 async fn friends_are_cached_and_shown_while_the_server_is_away() -> Result<()> {
-    let mut server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (mut server, mut alice, mut bob) = core_alice_and_bob().await?;
     befriend_devices(&mut alice, &mut bob).await?;
     alice.friend_list().await?;
 
@@ -232,9 +220,7 @@ async fn friends_are_cached_and_shown_while_the_server_is_away() -> Result<()> {
 
 #[tokio::test]
 async fn three_people_see_each_other_come_and_go() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (server, mut alice, mut bob) = core_alice_and_bob().await?;
     alice.expect_online("bobby").await?;
     let mut carol = Device::fresh("carol", &server)?;
     carol.register_me().await?;

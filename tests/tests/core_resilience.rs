@@ -145,9 +145,7 @@ async fn expect_resumed_online(device: &mut Device) -> Result<()> {
 
 #[tokio::test]
 async fn the_server_crashes_mid_conversation_and_nothing_is_lost_or_doubled() -> Result<()> {
-    let mut server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (mut server, mut alice, mut bob) = core_alice_and_bob().await?;
 
     // Five the server acknowledged, five still in flight when it dies.
     let mut sent = Vec::new();
@@ -198,9 +196,7 @@ async fn the_server_crashes_mid_conversation_and_nothing_is_lost_or_doubled() ->
 
 #[tokio::test]
 async fn a_message_typed_while_the_server_is_down_arrives_once_it_is_back() -> Result<()> {
-    let mut server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (mut server, mut alice, mut bob) = core_alice_and_bob().await?;
 
     server.kill9()?;
     alice.expect_connection(ConnectionState::Connecting).await?;
@@ -257,9 +253,7 @@ async fn messages_for_offline_bob_survive_a_crash_and_reach_him_once() -> Result
 #[tokio::test]
 async fn a_message_queued_while_the_server_is_down_survives_a_restart_of_alices_app() -> Result<()>
 {
-    let mut server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (mut server, mut alice, mut bob) = core_alice_and_bob().await?;
 
     server.kill9()?;
     alice.expect_connection(ConnectionState::Connecting).await?;
@@ -352,9 +346,7 @@ async fn quitting_the_app_right_after_sending_never_doubles_the_message() -> Res
 
 #[tokio::test]
 async fn a_graceful_server_restart_is_survived_the_same_way() -> Result<()> {
-    let mut server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (mut server, mut alice, mut bob) = core_alice_and_bob().await?;
 
     server.terminate().await?;
     alice.expect_connection(ConnectionState::Connecting).await?;
@@ -370,9 +362,7 @@ async fn a_graceful_server_restart_is_survived_the_same_way() -> Result<()> {
 
 #[tokio::test]
 async fn two_crashes_in_a_row_are_survived() -> Result<()> {
-    let mut server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (mut server, mut alice, mut bob) = core_alice_and_bob().await?;
     let mut sent = Vec::new();
     let mut texts = Vec::new();
     for round in 0..2 {
@@ -681,9 +671,7 @@ async fn a_server_error_while_resuming_is_retried_and_the_session_kept() -> Resu
 #[tokio::test]
 async fn the_app_started_while_the_server_is_down_opens_offline_and_logs_in_when_it_returns(
 ) -> Result<()> {
-    let mut server = TestServer::start().await?;
-    let mut alice = server.core_user("alice").await?;
-    let mut bob = server.core_user("bobby").await?;
+    let (mut server, mut alice, mut bob) = core_alice_and_bob().await?;
     befriend_devices(&mut alice, &mut bob).await?;
     alice
         .update_profile(Some("爱丽丝".into()), None, None)

@@ -139,16 +139,7 @@ async fn a_connected_app_meets_a_changed_certificate_while_reconnecting() -> Res
 
     alice.accept_certificate(&new)?;
     alice.expect_connection(ConnectionState::Online).await?;
-    let code = alice
-        .wait_for("the queued message's fate", |e| match e {
-            Event::Failed {
-                client_msg_id,
-                code,
-                ..
-            } if *client_msg_id == queued.client_msg_id => Some(*code),
-            _ => None,
-        })
-        .await?;
+    let code = alice.expect_failed(&queued.client_msg_id).await?;
     assert_eq!(
         code,
         ErrorCode::SelfTarget,

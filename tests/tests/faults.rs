@@ -133,21 +133,14 @@ async fn a_crash_in_the_middle_of_a_burst_loses_no_accepted_message_and_resends_
 
 #[tokio::test]
 async fn a_dropped_socket_then_resume_and_resend_delivers_exactly_once() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (server, alice, mut bob) = alice_and_bob().await?;
     let token = alice.token()?;
 
     // alice sends, the message is stored and reaches bob, but her socket dies before she
     // reads the answer.
     let cid = new_client_msg_id();
     let _lost_reply = alice
-        .submit(&ClientMessage::SendMessage {
-            id: alice.new_id(),
-            client_msg_id: cid.clone(),
-            to: user("bobby"),
-            body: text("did this go through?"),
-        })
+        .submit_text("bobby", &cid, "did this go through?")
         .await?;
     let delivered = bob.expect_message_from("alice").await?;
     alice.drop_connection().await?;
@@ -165,19 +158,10 @@ async fn a_dropped_socket_then_resume_and_resend_delivers_exactly_once() -> Resu
 
 #[tokio::test]
 async fn a_socket_dropped_right_after_sending_still_ends_in_exactly_one_message() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (server, alice, mut bob) = alice_and_bob().await?;
     let token = alice.token()?;
     let cid = new_client_msg_id();
-    let _lost_reply = alice
-        .submit(&ClientMessage::SendMessage {
-            id: alice.new_id(),
-            client_msg_id: cid.clone(),
-            to: user("bobby"),
-            body: text("maybe lost"),
-        })
-        .await?;
+    let _lost_reply = alice.submit_text("bobby", &cid, "maybe lost").await?;
     // Cut at once: the server may or may not have read the message.
     alice.drop_connection().await?;
 
@@ -269,9 +253,7 @@ async fn a_graceful_shutdown_tells_every_session_why() -> Result<()> {
 
 #[tokio::test]
 async fn accounts_friends_history_and_certificate_survive_a_restart() -> Result<()> {
-    let mut server = TestServer::start().await?;
-    let mut alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (mut server, mut alice, mut bob) = alice_and_bob().await?;
     befriend(&mut alice, &mut bob).await?;
     alice.send_text("bobby", "remember me").await?;
     alice.send_square("remember the square").await?;
@@ -317,9 +299,7 @@ async fn a_session_token_still_resumes_after_a_restart() -> Result<()> {
 
 #[tokio::test]
 async fn receipts_and_friend_requests_waiting_for_alice_survive_a_crash() -> Result<()> {
-    let mut server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (mut server, alice, mut bob) = alice_and_bob().await?;
     let sent = alice.send_text("bobby", "ack me").await?;
     alice.logout().await?;
     let got = bob.expect_message_from("alice").await?;

@@ -1,36 +1,15 @@
 //! File transfers against the real server (PROTOCOL.md §5.7): chunked uploads in any order,
 //! the ranges the server holds, resuming after the server is killed, the hash check, offers and
-//! answers, fetches, who may see and do what, forged chunks, limits, offline receivers, images
-//! to the square, chat bodies naming transfers, cancel and expiry.
+//! answers, fetches, who may see and do what, forged chunks, limits, offline receivers, cancel
+//! and expiry. Messages that carry transfers (images, file bodies) are in `file_messages.rs`.
 
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use bytes::Bytes;
 use natter_e2e::harness::files::{file_bytes, sha256_hex};
 use natter_e2e::*;
 use natter_proto::{encode, Frame};
-
-fn image_body(file_id: &str, size: u64) -> MessageBody {
-    MessageBody::Image {
-        file_id: file_id.into(),
-        name: "cat.png".into(),
-        mime: "image/png".into(),
-        size,
-        width: 640,
-        height: 480,
-        thumbnail: "iVBORw0KGgo=".into(),
-    }
-}
-
-fn file_body(file_id: &str, name: &str, data: &[u8]) -> MessageBody {
-    MessageBody::File {
-        file_id: file_id.into(),
-        name: name.into(),
-        size: data.len() as u64,
-        sha256: sha256_hex(data),
-    }
-}
 
 fn chunk_header(id: &str, file_id: &str, offset: u64, len: u32) -> Frame {
     encode(&ClientMessage::FileChunk {
@@ -43,11 +22,10 @@ fn chunk_header(id: &str, file_id: &str, offset: u64, len: u32) -> Frame {
 
 #[tokio::test]
 async fn chunks_arrive_out_of_order_and_file_status_reports_exactly_what_is_held() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (_server, alice, mut bob) = alice_and_bob().await?;
     let data = file_bytes(300_000, 1);
     let offer = alice.offer_file("bobby", "report.pdf", &data).await?;
+    let id = offer.file_id.as_str();
     assert_eq!(
         offer.chunk_size,
         64 * 1024,
@@ -66,16 +44,10 @@ async fn chunks_arrive_out_of_order_and_file_status_reports_exactly_what_is_held
 
     let c = offer.chunk_size as usize;
     // Chunks 3 and 1 (of 0..=4), then chunk 1 again with the same bytes.
-    alice
-        .file_chunk(&offer.file_id, (3 * c) as u64, &data[3 * c..4 * c])
-        .await?;
-    alice
-        .file_chunk(&offer.file_id, c as u64, &data[c..2 * c])
-        .await?;
-    alice
-        .file_chunk(&offer.file_id, c as u64, &data[c..2 * c])
-        .await?;
-    let status = alice.file_status(&offer.file_id).await?;
+    alice.upload_part(&offer, &data, 3 * c..4 * c).await?;
+    alice.upload_part(&offer, &data, c..2 * c).await?;
+    alice.upload_part(&offer, &data, c..2 * c).await?;
+    let status = alice.file_status(id).await?;
     assert_eq!(
         status.have,
         vec![(c as u64, 2 * c as u64), (3 * c as u64, 4 * c as u64)]
@@ -86,40 +58,34 @@ async fn chunks_arrive_out_of_order_and_file_status_reports_exactly_what_is_held
         (300_000, offer.chunk_size)
     );
     // The receiver sees the same map.
-    assert_eq!(bob.file_status(&offer.file_id).await?.have, status.have);
+    assert_eq!(bob.file_status(id).await?.have, status.have);
 
     // A chunk that touches two held ranges merges them into one.
-    alice
-        .file_chunk(&offer.file_id, 2 * c as u64, &data[2 * c..3 * c])
-        .await?;
+    alice.upload_part(&offer, &data, 2 * c..3 * c).await?;
     assert_eq!(
-        alice.file_status(&offer.file_id).await?.have,
+        alice.file_status(id).await?.have,
         vec![(c as u64, 4 * c as u64)]
     );
     // The rest, the last chunk first, several in flight at once.
-    alice
-        .upload_range(&offer.file_id, &data, 4 * c..data.len(), offer.chunk_size)
-        .await?;
-    alice
-        .upload_range(&offer.file_id, &data, 0..c, offer.chunk_size)
-        .await?;
-    let status = alice.file_status(&offer.file_id).await?;
+    alice.upload_part(&offer, &data, 4 * c..data.len()).await?;
+    alice.upload_part(&offer, &data, 0..c).await?;
+    let status = alice.file_status(id).await?;
     assert_eq!(status.have, vec![(0, 300_000)]);
     assert!(status.complete, "every byte stored and the hash checked");
     // A chunk re-sent after completion is acknowledged and changes nothing.
-    alice.file_chunk(&offer.file_id, 0, &data[..c]).await?;
-    bob.file_answer(&offer.file_id, true).await?;
-    assert_eq!(bob.fetch_all(&offer.file_id, 300_000).await?, data);
+    alice.file_chunk(id, 0, &data[..c]).await?;
+    bob.file_answer(id, true).await?;
+    assert_eq!(bob.fetch_all(id, 300_000).await?, data);
     Ok(())
 }
 
 #[tokio::test]
 async fn bob_fetches_only_after_accepting_and_gets_the_same_bytes() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (_server, mut alice, mut bob) = alice_and_bob().await?;
     let data = file_bytes(2 * 1024 * 1024 + 123, 2);
     let offer = alice.offer_file("bobby", "video.mp4", &data).await?;
+    let id = offer.file_id.as_str();
+    let size = data.len() as u64;
     assert_eq!(
         offer.chunk_size,
         256 * 1024,
@@ -128,42 +94,27 @@ async fn bob_fetches_only_after_accepting_and_gets_the_same_bytes() -> Result<()
     bob.expect_file_offered("alice").await?;
     // Upload starts before the answer; half of it is there.
     let half = 4 * offer.chunk_size as usize;
-    alice
-        .upload_range(&offer.file_id, &data, 0..half, offer.chunk_size)
-        .await?;
+    alice.upload_part(&offer, &data, 0..half).await?;
 
     expect_refusal(
-        bob.file_fetch(&offer.file_id, 0, Some(10), data.len() as u64)
-            .await,
+        bob.file_fetch(id, 0, Some(10), size).await,
         ErrorCode::Forbidden,
     )?;
-    bob.file_answer(&offer.file_id, true).await?;
-    assert!(alice.expect_file_answered(&offer.file_id).await?);
-    assert!(alice.file_status(&offer.file_id).await?.accepted);
+    bob.file_answer(id, true).await?;
+    assert!(alice.expect_file_answered(id).await?);
+    assert!(alice.file_status(id).await?.accepted);
 
     // Streaming: what is held can be fetched before the upload ends; what is not, cannot.
-    let early = bob
-        .file_fetch(&offer.file_id, 1000, Some(300_000), data.len() as u64)
-        .await?;
+    let early = bob.file_fetch(id, 1000, Some(300_000), size).await?;
     assert_eq!(early.bytes, data[1000..301_000]);
     expect_refusal(
-        bob.file_fetch(
-            &offer.file_id,
-            half as u64 - 10,
-            Some(20),
-            data.len() as u64,
-        )
-        .await,
+        bob.file_fetch(id, half as u64 - 10, Some(20), size).await,
         ErrorCode::NotFound,
     )?;
-    alice
-        .upload_range(&offer.file_id, &data, half..data.len(), offer.chunk_size)
-        .await?;
-    assert!(bob.file_status(&offer.file_id).await?.complete);
+    alice.upload_part(&offer, &data, half..data.len()).await?;
+    assert!(bob.file_status(id).await?.complete);
 
-    let whole = bob
-        .file_fetch(&offer.file_id, 0, None, data.len() as u64)
-        .await?;
+    let whole = bob.file_fetch(id, 0, None, size).await?;
     assert!(
         whole.bytes == data,
         "the fetched file differs from the uploaded one"
@@ -178,43 +129,25 @@ async fn bob_fetches_only_after_accepting_and_gets_the_same_bytes() -> Result<()
     );
     assert_eq!(sha256_hex(&whole.bytes), sha256_hex(&data));
     // The tail from an offset, and an empty range (one empty file_data).
-    let tail = bob
-        .file_fetch(&offer.file_id, 2 * 1024 * 1024, None, data.len() as u64)
-        .await?;
+    let tail = bob.file_fetch(id, 2 * 1024 * 1024, None, size).await?;
     assert_eq!(tail.bytes, data[2 * 1024 * 1024..]);
-    let empty = bob
-        .file_fetch(&offer.file_id, 5, Some(0), data.len() as u64)
-        .await?;
+    let empty = bob.file_fetch(id, 5, Some(0), size).await?;
     assert_eq!(empty.pieces, vec![(5, 0)]);
     // Past the end is not held.
     expect_refusal(
-        bob.file_fetch(
-            &offer.file_id,
-            data.len() as u64 - 1,
-            Some(2),
-            data.len() as u64,
-        )
-        .await,
+        bob.file_fetch(id, size - 1, Some(2), size).await,
         ErrorCode::NotFound,
     )?;
     // The sender may always fetch its own transfer.
-    assert_eq!(
-        alice.fetch_all(&offer.file_id, data.len() as u64).await?,
-        data
-    );
+    assert_eq!(alice.fetch_all(id, size).await?, data);
     Ok(())
 }
 
 #[tokio::test]
 async fn fetches_queue_in_order_and_chat_still_flows() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (_server, alice, mut bob) = alice_and_bob().await?;
     let data = file_bytes(1536 * 1024, 3);
-    let offer = alice.offer_file("bobby", "a.bin", &data).await?;
-    alice
-        .upload(&offer.file_id, &data, offer.chunk_size)
-        .await?;
+    let offer = alice.offer_and_upload("bobby", "a.bin", &data).await?;
     bob.file_answer(&offer.file_id, true).await?;
     let size = data.len() as u64;
     let (first, second, sent) = tokio::join!(
@@ -239,12 +172,8 @@ async fn an_upload_resumes_after_the_server_is_killed() -> Result<()> {
         let offer = alice.offer_file("bobby", "backup.tar", &data).await?;
         let c = offer.chunk_size as usize;
         // Chunks 0–4 and 7, then the server dies without warning.
-        alice
-            .upload_range(&offer.file_id, &data, 0..5 * c, offer.chunk_size)
-            .await?;
-        alice
-            .upload_range(&offer.file_id, &data, 7 * c..8 * c, offer.chunk_size)
-            .await?;
+        alice.upload_part(&offer, &data, 0..5 * c).await?;
+        alice.upload_part(&offer, &data, 7 * c..8 * c).await?;
         (offer.file_id, c)
     };
     server.kill9()?;
@@ -283,17 +212,13 @@ async fn a_hash_mismatch_discards_every_stored_byte() -> Result<()> {
     let mut corrupted = data.clone();
     corrupted[150_000] ^= 0xff;
     let offer = alice.offer_file("bobby", "data.bin", &data).await?;
+    let id = offer.file_id.as_str();
     let c = offer.chunk_size as usize;
     alice
-        .upload_range(
-            &offer.file_id,
-            &corrupted,
-            c..corrupted.len(),
-            offer.chunk_size,
-        )
+        .upload_range(id, &corrupted, c..corrupted.len(), offer.chunk_size)
         .await?;
     let refusal = expect_refusal(
-        alice.file_chunk(&offer.file_id, 0, &corrupted[..c]).await,
+        alice.file_chunk(id, 0, &corrupted[..c]).await,
         ErrorCode::InvalidField,
     )?;
     ensure!(
@@ -301,66 +226,42 @@ async fn a_hash_mismatch_discards_every_stored_byte() -> Result<()> {
         "{}",
         refusal.message
     );
-    let status = alice.file_status(&offer.file_id).await?;
+    let status = alice.file_status(id).await?;
     assert_eq!(status.have, vec![], "everything discarded");
     assert!(!status.complete);
     // The sender may upload again.
-    alice
-        .upload(&offer.file_id, &data, offer.chunk_size)
-        .await?;
-    assert!(alice.file_status(&offer.file_id).await?.complete);
+    alice.upload(id, &data, offer.chunk_size).await?;
+    assert!(alice.file_status(id).await?.complete);
     Ok(())
 }
 
 #[tokio::test]
 async fn a_rejected_offer_tells_the_sender_and_is_gone() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (server, mut alice, mut bob) = alice_and_bob().await?;
     let data = file_bytes(100_000, 6);
-    let offer = alice.offer_file("bobby", "spam.exe", &data).await?;
-    alice
-        .upload(&offer.file_id, &data, offer.chunk_size)
-        .await?;
+    let offer = alice.offer_and_upload("bobby", "spam.exe", &data).await?;
+    let id = offer.file_id.as_str();
     bob.expect_file_offered("alice").await?;
-    bob.file_answer(&offer.file_id, false).await?;
-    assert!(!alice.expect_file_answered(&offer.file_id).await?);
+    bob.file_answer(id, false).await?;
+    assert!(!alice.expect_file_answered(id).await?);
     for client in [&alice, &bob] {
+        expect_refusal(client.file_status(id).await, ErrorCode::NotFound)?;
         expect_refusal(
-            client.file_status(&offer.file_id).await,
-            ErrorCode::NotFound,
-        )?;
-        expect_refusal(
-            client.file_fetch(&offer.file_id, 0, None, 100_000).await,
+            client.file_fetch(id, 0, None, 100_000).await,
             ErrorCode::NotFound,
         )?;
     }
-    expect_refusal(
-        alice.file_chunk(&offer.file_id, 0, b"x").await,
-        ErrorCode::NotFound,
-    )?;
-    assert!(
-        !server
-            .data_dir()
-            .join("files")
-            .join(&offer.file_id)
-            .exists(),
-        "the bytes are deleted"
-    );
+    expect_refusal(alice.file_chunk(id, 0, b"x").await, ErrorCode::NotFound)?;
+    assert!(!server.stored_file(id).exists(), "the bytes are deleted");
     Ok(())
 }
 
 #[tokio::test]
 async fn strangers_get_not_found_and_parties_get_forbidden_for_the_other_role() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let bob = server.user("bobby").await?;
+    let (server, alice, bob) = alice_and_bob().await?;
     let carol = server.user("carol").await?;
     let data = file_bytes(1000, 7);
-    let offer = alice.offer_file("bobby", "secret.txt", &data).await?;
-    alice
-        .upload(&offer.file_id, &data, offer.chunk_size)
-        .await?;
+    let offer = alice.offer_and_upload("bobby", "secret.txt", &data).await?;
     bob.file_answer(&offer.file_id, true).await?;
     let id = offer.file_id.as_str();
     expect_refusal(carol.file_status(id).await, ErrorCode::NotFound)?;
@@ -487,48 +388,28 @@ async fn offers_over_the_size_limits_or_the_quota_are_refused() -> Result<()> {
     // Cancelling frees the space.
     alice.file_cancel(&first.file_id).await?;
     alice
-        .file_offer(bob_t.clone(), "c.bin", 100_000, &hash, FileKind::File)
+        .file_offer(bob_t, "c.bin", 100_000, &hash, FileKind::File)
         .await?;
 
     // Offers that break the rules.
-    expect_refusal(
-        alice
-            .file_offer(Target::Square, "a.bin", 10, &hash, FileKind::File)
-            .await,
-        ErrorCode::InvalidField,
-    )?;
-    expect_refusal(
-        alice
-            .file_offer(user("alice"), "a.bin", 10, &hash, FileKind::File)
-            .await,
-        ErrorCode::SelfTarget,
-    )?;
-    expect_refusal(
-        alice
-            .file_offer(user("nobody"), "a.bin", 10, &hash, FileKind::File)
-            .await,
-        ErrorCode::NoSuchUser,
-    )?;
-    expect_refusal(
-        alice
-            .file_offer(bob_t.clone(), "a.bin", 10, "ABC", FileKind::File)
-            .await,
-        ErrorCode::InvalidField,
-    )?;
-    expect_refusal(
-        alice
-            .file_offer(bob_t, "../", 10, &hash, FileKind::File)
-            .await,
-        ErrorCode::InvalidField,
-    )?;
+    #[rustfmt::skip]
+    let rule_breakers = [
+        ("a file to the square", Target::Square, "a.bin", hash.as_str(), ErrorCode::InvalidField),
+        ("a file to oneself", user("alice"), "a.bin", &hash, ErrorCode::SelfTarget),
+        ("a file to nobody", user("nobody"), "a.bin", &hash, ErrorCode::NoSuchUser),
+        ("a hash that is not hex", user("bobby"), "a.bin", "ABC", ErrorCode::InvalidField),
+        ("a name that is a path", user("bobby"), "../", &hash, ErrorCode::InvalidField),
+    ];
+    for (what, to, name, sha256, code) in rule_breakers {
+        let offered = alice.file_offer(to, name, 10, sha256, FileKind::File).await;
+        expect_refusal(offered, code).with_context(|| format!("an offer of {what}"))?;
+    }
     Ok(())
 }
 
 #[tokio::test]
 async fn an_empty_file_is_complete_at_once() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let bob = server.user("bobby").await?;
+    let (_server, alice, bob) = alice_and_bob().await?;
     expect_refusal(
         alice
             .file_offer(user("bobby"), "empty", 0, &sha256_hex(b"x"), FileKind::File)
@@ -549,10 +430,7 @@ async fn an_offer_to_an_offline_user_arrives_at_each_login_until_answered() -> R
     server.register("bobby").await?;
     let mut alice = server.user("alice").await?;
     let data = file_bytes(5000, 9);
-    let offer = alice.offer_file("bobby", "notes.txt", &data).await?;
-    alice
-        .upload(&offer.file_id, &data, offer.chunk_size)
-        .await?;
+    let offer = alice.offer_and_upload("bobby", "notes.txt", &data).await?;
 
     for _ in 0..2 {
         let mut bob = server.login("bobby").await?;
@@ -589,247 +467,14 @@ async fn a_sender_offline_during_the_answer_learns_it_from_file_status() -> Resu
 }
 
 #[tokio::test]
-async fn an_image_to_the_square_is_fetchable_by_anyone_once_complete() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
-    let carol = server.user("carol").await?;
-    let data = file_bytes(120_000, 11);
-    let size = data.len() as u64;
-    let offer = alice.offer_image(Target::Square, "cat.png", &data).await?;
-    bob.assert_no_push_matching("file_offered", QUIET_WINDOW, |m| {
-        matches!(m, ServerMessage::FileOffered { .. })
-    })
-    .await?;
-    let c = offer.chunk_size as usize;
-    alice
-        .upload_range(&offer.file_id, &data, 0..c, offer.chunk_size)
-        .await?;
-    // Any signed-in user sees it, but cannot fetch it before it is complete.
-    let status = carol.file_status(&offer.file_id).await?;
-    assert!(status.accepted && !status.complete);
-    expect_refusal(
-        carol.file_fetch(&offer.file_id, 0, Some(10), size).await,
-        ErrorCode::Forbidden,
-    )?;
-    // Nor can the message go out before the image is complete.
-    expect_refusal(
-        alice
-            .send(
-                Target::Square,
-                &new_client_msg_id(),
-                image_body(&offer.file_id, size),
-            )
-            .await,
-        ErrorCode::InvalidField,
-    )?;
-    expect_refusal(
-        carol.file_answer(&offer.file_id, true).await,
-        ErrorCode::InvalidField,
-    )?;
-    expect_refusal(
-        carol.file_cancel(&offer.file_id).await,
-        ErrorCode::Forbidden,
-    )?;
-    alice
-        .upload_range(&offer.file_id, &data, c..data.len(), offer.chunk_size)
-        .await?;
-
-    alice
-        .send(
-            Target::Square,
-            &new_client_msg_id(),
-            image_body(&offer.file_id, size),
-        )
-        .await?;
-    let got = bob.expect_message_from("alice").await?;
-    assert_eq!(got.body, image_body(&offer.file_id, size));
-    assert!(carol.fetch_all(&offer.file_id, size).await? == data);
-    // A guest is a signed-in user too.
-    let visitor = server.guest("visitor").await?;
-    assert!(visitor.fetch_all(&offer.file_id, size).await? == data);
-    Ok(())
-}
-
-#[tokio::test]
-async fn an_image_to_a_user_is_theirs_alone() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
-    let carol = server.user("carol").await?;
-    let data = file_bytes(3000, 12);
-    let size = data.len() as u64;
-    let offer = alice.offer_image(user("bobby"), "me.jpg", &data).await?;
-    alice
-        .upload(&offer.file_id, &data, offer.chunk_size)
-        .await?;
-    alice
-        .send(
-            user("bobby"),
-            &new_client_msg_id(),
-            image_body(&offer.file_id, size),
-        )
-        .await?;
-    bob.expect_message_from("alice").await?;
-    assert!(bob.fetch_all(&offer.file_id, size).await? == data);
-    expect_refusal(
-        carol.file_fetch(&offer.file_id, 0, None, size).await,
-        ErrorCode::NotFound,
-    )?;
-    // The same image cannot be posted to someone else or to the square.
-    expect_refusal(
-        alice
-            .send(
-                Target::Square,
-                &new_client_msg_id(),
-                image_body(&offer.file_id, size),
-            )
-            .await,
-        ErrorCode::InvalidField,
-    )?;
-    Ok(())
-}
-
-#[tokio::test]
-async fn a_message_cannot_name_someone_elses_transfer() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
-    let data = file_bytes(4000, 13);
-    let size = data.len() as u64;
-    let bobs = bob.offer_image(Target::Square, "bob.png", &data).await?;
-    bob.upload(&bobs.file_id, &data, bobs.chunk_size).await?;
-    expect_refusal(
-        alice
-            .send(
-                Target::Square,
-                &new_client_msg_id(),
-                image_body(&bobs.file_id, size),
-            )
-            .await,
-        ErrorCode::NotFound,
-    )?;
-    expect_refusal(
-        alice
-            .send(
-                Target::Square,
-                &new_client_msg_id(),
-                image_body("AAAAAAAAAAAAAAAAAAAAAA", 1),
-            )
-            .await,
-        ErrorCode::NotFound,
-    )?;
-    // Image fields are checked too.
-    let mine = alice.offer_image(Target::Square, "a.png", &data).await?;
-    alice.upload(&mine.file_id, &data, mine.chunk_size).await?;
-    let mut svg = image_body(&mine.file_id, size);
-    if let MessageBody::Image { mime, .. } = &mut svg {
-        *mime = "image/svg+xml".into();
-    }
-    expect_refusal(
-        alice.send(Target::Square, &new_client_msg_id(), svg).await,
-        ErrorCode::InvalidField,
-    )?;
-
-    // A file body must repeat its transfer's facts and go to its receiver.
-    let offer = alice.offer_file("bobby", "plan.txt", &data).await?;
-    expect_refusal(
-        alice
-            .send(
-                user("bobby"),
-                &new_client_msg_id(),
-                file_body(&offer.file_id, "plan.txt", &data[1..]),
-            )
-            .await,
-        ErrorCode::InvalidField,
-    )?;
-    expect_refusal(
-        alice
-            .send(
-                Target::Square,
-                &new_client_msg_id(),
-                file_body(&offer.file_id, "plan.txt", &data),
-            )
-            .await,
-        ErrorCode::InvalidField,
-    )?;
-    expect_refusal(
-        alice
-            .send(
-                user("bobby"),
-                &new_client_msg_id(),
-                image_body(&offer.file_id, size),
-            )
-            .await,
-        ErrorCode::InvalidField,
-    )?;
-    alice
-        .send(
-            user("bobby"),
-            &new_client_msg_id(),
-            file_body(&offer.file_id, "plan.txt", &data),
-        )
-        .await?;
-    let got = bob.expect_message_from("alice").await?;
-    assert_eq!(got.body, file_body(&offer.file_id, "plan.txt", &data));
-    Ok(())
-}
-
-#[tokio::test]
-async fn file_names_are_sanitised_before_they_are_stored_and_forwarded() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
-    let data = file_bytes(10, 14);
-    let offer = alice.offer_file("bobby", "../../x", &data).await?;
-    assert_eq!(bob.expect_file_offered("alice").await?.name, "x");
-    // The chat body may repeat the name as the sender wrote it; it is stored sanitised.
-    alice
-        .send(
-            user("bobby"),
-            &new_client_msg_id(),
-            file_body(&offer.file_id, "../../x", &data),
-        )
-        .await?;
-    let got = bob.expect_message_from("alice").await?;
-    assert_eq!(got.body, file_body(&offer.file_id, "x", &data));
-    let offer = alice.offer_file("bobby", "CON.txt", &data).await?;
-    assert_eq!(
-        bob.expect_file_offered("alice").await?.file_id,
-        offer.file_id
-    );
-    alice.logout().await?;
-    bob.logout().await?;
-    let mut bob = server.login("bobby").await?;
-    let names: Vec<String> = [
-        bob.expect_file_offered("alice").await?,
-        bob.expect_file_offered("alice").await?,
-    ]
-    .into_iter()
-    .map(|o| o.name)
-    .collect();
-    assert_eq!(names, vec!["x".to_owned(), "_CON.txt".to_owned()]);
-    Ok(())
-}
-
-#[tokio::test]
 async fn cancel_tells_the_other_side_and_deletes_the_transfer() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (server, mut alice, mut bob) = alice_and_bob().await?;
     let data = file_bytes(70_000, 15);
-    let first = alice.offer_file("bobby", "one.bin", &data).await?;
-    alice
-        .upload(&first.file_id, &data, first.chunk_size)
-        .await?;
+    let first = alice.offer_and_upload("bobby", "one.bin", &data).await?;
     bob.file_cancel(&first.file_id).await?;
     alice.expect_file_cancelled(&first.file_id).await?;
     expect_refusal(alice.file_status(&first.file_id).await, ErrorCode::NotFound)?;
-    assert!(!server
-        .data_dir()
-        .join("files")
-        .join(&first.file_id)
-        .exists());
+    assert!(!server.stored_file(&first.file_id).exists());
 
     let second = alice.offer_file("bobby", "two.bin", &data).await?;
     alice.file_cancel(&second.file_id).await?;
@@ -856,18 +501,16 @@ async fn transfers_expire_after_file_ttl() -> Result<()> {
     let mut alice = server.user("alice").await?;
     let mut bob = server.user("bobby").await?;
     let data = file_bytes(10_000, 16);
-    let offer = alice.offer_file("bobby", "soon.gone", &data).await?;
-    alice
-        .upload(&offer.file_id, &data, offer.chunk_size)
-        .await?;
-    let path = server.data_dir().join("files").join(&offer.file_id);
+    let offer = alice.offer_and_upload("bobby", "soon.gone", &data).await?;
+    let id = offer.file_id.as_str();
+    let path = server.stored_file(id);
     assert!(path.exists(), "the bytes are stored at {}", path.display());
     alice
-        .expect_file_cancelled_within(&offer.file_id, Duration::from_secs(15))
+        .expect_file_cancelled_within(id, Duration::from_secs(15))
         .await?;
-    bob.expect_file_cancelled_within(&offer.file_id, Duration::from_secs(15))
+    bob.expect_file_cancelled_within(id, Duration::from_secs(15))
         .await?;
-    expect_refusal(alice.file_status(&offer.file_id).await, ErrorCode::NotFound)?;
+    expect_refusal(alice.file_status(id).await, ErrorCode::NotFound)?;
     assert!(!path.exists(), "the bytes are deleted with the transfer");
     // Expired transfers no longer count against the quota (nothing to assert beyond a new
     // offer working).
@@ -877,15 +520,10 @@ async fn transfers_expire_after_file_ttl() -> Result<()> {
 
 #[tokio::test]
 async fn erasing_an_account_deletes_its_transfers() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (server, alice, mut bob) = alice_and_bob().await?;
     let data = file_bytes(10_000, 17);
-    let offer = alice.offer_file("bobby", "mine.bin", &data).await?;
-    alice
-        .upload(&offer.file_id, &data, offer.chunk_size)
-        .await?;
-    let path = server.data_dir().join("files").join(&offer.file_id);
+    let offer = alice.offer_and_upload("bobby", "mine.bin", &data).await?;
+    let path = server.stored_file(&offer.file_id);
     assert!(path.exists());
     alice.erase_account(&password_for("alice")).await?;
     bob.expect_file_cancelled(&offer.file_id).await?;

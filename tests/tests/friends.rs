@@ -6,9 +6,7 @@ use natter_e2e::*;
 
 #[tokio::test]
 async fn bob_accepts_alices_request_and_both_see_each_other_online() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (_server, mut alice, mut bob) = alice_and_bob().await?;
 
     alice.friend_request("bobby", "we met at the café").await?;
     let request = bob.expect_friend_request_from("alice").await?;
@@ -44,9 +42,7 @@ async fn bob_accepts_alices_request_and_both_see_each_other_online() -> Result<(
 
 #[tokio::test]
 async fn a_rejected_request_makes_no_friendship() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (_server, mut alice, mut bob) = alice_and_bob().await?;
     alice.friend_request("bobby", "").await?;
     bob.expect_friend_request_from("alice").await?;
     bob.friend_respond("alice", false).await?;
@@ -68,9 +64,7 @@ async fn a_rejected_request_makes_no_friendship() -> Result<()> {
 
 #[tokio::test]
 async fn impossible_friend_requests_are_refused_with_their_reason() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (server, mut alice, mut bob) = alice_and_bob().await?;
     let _carol = server.user("carol").await?;
 
     expect_refusal(
@@ -114,9 +108,7 @@ async fn impossible_friend_requests_are_refused_with_their_reason() -> Result<()
 
 #[tokio::test]
 async fn crossed_requests_make_a_friendship() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.user("alice").await?;
-    let bob = server.user("bobby").await?;
+    let (_server, mut alice, bob) = alice_and_bob().await?;
     alice.friend_request("bobby", "").await?;
     // bob asks alice instead of answering: that accepts her request.
     bob.friend_request("alice", "").await?;
@@ -130,9 +122,7 @@ async fn crossed_requests_make_a_friendship() -> Result<()> {
 
 #[tokio::test]
 async fn removing_a_friend_tells_the_other_side() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (_server, mut alice, mut bob) = alice_and_bob().await?;
     befriend(&mut alice, &mut bob).await?;
     alice.friend_delete("bobby").await?;
     bob.expect_friend_removed("alice").await?;
@@ -179,9 +169,7 @@ async fn a_request_reaches_bob_at_his_next_login() -> Result<()> {
 
 #[tokio::test]
 async fn an_answer_reaches_alice_at_her_next_login() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (server, alice, mut bob) = alice_and_bob().await?;
     alice.friend_request("bobby", "").await?;
     bob.expect_friend_request_from("alice").await?;
     alice.logout().await?;
@@ -202,9 +190,7 @@ async fn an_answer_reaches_alice_at_her_next_login() -> Result<()> {
 
 #[tokio::test]
 async fn a_rejection_reaches_alice_at_her_next_login() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (server, alice, mut bob) = alice_and_bob().await?;
     alice.friend_request("bobby", "").await?;
     bob.expect_friend_request_from("alice").await?;
     alice.logout().await?;
@@ -217,9 +203,7 @@ async fn a_rejection_reaches_alice_at_her_next_login() -> Result<()> {
 
 #[tokio::test]
 async fn the_friend_list_follows_a_friends_presence() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (server, mut alice, mut bob) = alice_and_bob().await?;
     befriend(&mut alice, &mut bob).await?;
     bob.logout().await?;
     alice.expect_user_offline("bobby").await?;

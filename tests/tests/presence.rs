@@ -46,9 +46,7 @@ async fn others_see_a_login_and_a_logout() -> Result<()> {
 
 #[tokio::test]
 async fn a_lost_connection_is_announced_offline() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.user("alice").await?;
-    let bob = server.user("bobby").await?;
+    let (_server, mut alice, bob) = alice_and_bob().await?;
     alice.expect_user_online("bobby").await?;
     bob.drop_connection().await?;
     alice.expect_user_offline("bobby").await?;
@@ -190,9 +188,7 @@ async fn friends_only_presence_shows_only_friends() -> Result<()> {
 
 #[tokio::test]
 async fn nobody_hears_about_themself() -> Result<()> {
-    let server = TestServer::start().await?;
-    let mut alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (_server, mut alice, mut bob) = alice_and_bob().await?;
     alice.expect_user_online("bobby").await?;
     alice.logout().await?;
     bob.expect_user_offline("alice").await?;

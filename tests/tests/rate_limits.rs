@@ -156,9 +156,7 @@ async fn no_rate_limits_turns_every_limit_off() -> Result<()> {
 
 #[tokio::test]
 async fn a_busy_chat_is_not_rate_limited() -> Result<()> {
-    let server = TestServer::start().await?;
-    let alice = server.user("alice").await?;
-    let mut bob = server.user("bobby").await?;
+    let (_server, alice, mut bob) = alice_and_bob().await?;
     // 200 messages at once are far below the 1000-request burst.
     let replies = burst(&alice, 200, |id| ClientMessage::SendMessage {
         id,

@@ -9,12 +9,7 @@ import { setLocale } from '../src/i18n';
 import { applyTransfer, resetTransfers, useTransfers } from '../src/state/transfers';
 import { transfer } from './fixtures';
 
-vi.mock('../src/backend', () => ({
-  call: vi.fn(),
-  onEvent: vi.fn(),
-  sendImageData: vi.fn(),
-  toIpcError: (e: unknown) => e,
-}));
+vi.mock('../src/backend', () => import('./backendMock'));
 
 const mockedCall = vi.mocked(call);
 const MB = 1024 * 1024;

@@ -3,11 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { call } from '../src/backend';
 import { RegisterForm } from '../src/screens/RegisterForm';
 
-vi.mock('../src/backend', () => ({
-  call: vi.fn(),
-  onEvent: vi.fn(),
-  toIpcError: (e: unknown) => e,
-}));
+vi.mock('../src/backend', () => import('./backendMock'));
 
 const mockedCall = vi.mocked(call);
 

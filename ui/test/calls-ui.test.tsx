@@ -12,11 +12,7 @@ import { DEFAULT_SETTINGS, resetApp, useApp } from '../src/state/app';
 import { applyCall, ENDED_SHOW_MS, resetCalls, useCalls } from '../src/state/calls';
 import { callInfo } from './fixtures';
 
-vi.mock('../src/backend', () => ({
-  call: vi.fn(),
-  onEvent: vi.fn(),
-  toIpcError: (e: unknown) => e,
-}));
+vi.mock('../src/backend', () => import('./backendMock'));
 
 const mockedCall = vi.mocked(call);
 

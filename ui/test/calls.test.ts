@@ -19,11 +19,7 @@ import {
 } from '../src/state/calls';
 import { callInfo } from './fixtures';
 
-vi.mock('../src/backend', () => ({
-  call: vi.fn(),
-  onEvent: vi.fn(),
-  toIpcError: (e: unknown) => e,
-}));
+vi.mock('../src/backend', () => import('./backendMock'));
 
 const mockedCall = vi.mocked(call);
 const en = translator('en');

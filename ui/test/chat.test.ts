@@ -13,13 +13,9 @@ import {
   useChat,
 } from '../src/state/chat';
 import { convKey } from '../src/state/conversation';
-import { ids, msg } from './fixtures';
+import { ids, msg, pending } from './fixtures';
 
-vi.mock('../src/backend', () => ({
-  call: vi.fn(),
-  onEvent: vi.fn(),
-  toIpcError: (e: unknown) => e,
-}));
+vi.mock('../src/backend', () => import('./backendMock'));
 
 const mockedCall = vi.mocked(call);
 const bob: Target = { kind: 'user', username: 'bob' };
@@ -121,14 +117,7 @@ describe('paging back', () => {
 
 describe('sending', () => {
   it('shows my message at once as sending, then sent and delivered from events', async () => {
-    const queued: LocalMessage = msg({
-      msg_id: null,
-      client_msg_id: 'mine',
-      from: 'alice',
-      to: bob,
-      state: 'sending',
-      text: 'hello',
-    });
+    const queued = pending('hello', 'mine');
     backend({ local_history: () => [], history: () => [], send_text: () => queued });
     await openConversation(bob);
     await sendText(bob, 'hello');
@@ -140,13 +129,7 @@ describe('sending', () => {
   });
 
   it('applies a "sent" that overtook the answer to send_text', async () => {
-    const queued: LocalMessage = msg({
-      msg_id: null,
-      client_msg_id: 'fast',
-      from: 'alice',
-      to: bob,
-      state: 'sending',
-    });
+    const queued = pending('x', 'fast');
     backend({
       local_history: () => [],
       history: () => [],
@@ -182,13 +165,7 @@ describe('sending', () => {
   });
 
   it('a failed message shows the translated reason; Retry sends it again', async () => {
-    const queued: LocalMessage = msg({
-      msg_id: null,
-      client_msg_id: 'f',
-      from: 'alice',
-      to: bob,
-      state: 'sending',
-    });
+    const queued = pending('x', 'f');
     backend({
       local_history: () => [],
       history: () => [],

@@ -5,11 +5,7 @@ import { call } from '../src/backend';
 import { ConnectScreen, portAfterTlsToggle } from '../src/screens/ConnectScreen';
 import { resetApp, useApp } from '../src/state/app';
 
-vi.mock('../src/backend', () => ({
-  call: vi.fn(),
-  onEvent: vi.fn(),
-  toIpcError: (e: unknown) => e,
-}));
+vi.mock('../src/backend', () => import('./backendMock'));
 
 const mockedCall = vi.mocked(call);
 

@@ -15,12 +15,7 @@ import {
   type ImageBody,
 } from '../src/state/images';
 
-vi.mock('../src/backend', () => ({
-  call: vi.fn(),
-  onEvent: vi.fn(),
-  imageUrl: (id: string) => `natter-image://localhost/${id}`,
-  toIpcError: (e: unknown) => e,
-}));
+vi.mock('../src/backend', () => import('./backendMock'));
 
 const image: ImageBody = {
   kind: 'image',

@@ -21,12 +21,7 @@ import {
 } from '../src/state/transfers';
 import { msg, transfer } from './fixtures';
 
-vi.mock('../src/backend', () => ({
-  call: vi.fn(),
-  onEvent: vi.fn(),
-  sendImageData: vi.fn(),
-  toIpcError: (e: unknown) => e,
-}));
+vi.mock('../src/backend', () => import('./backendMock'));
 
 const mockedCall = vi.mocked(call);
 const en = translator('en');

@@ -7,7 +7,7 @@ mod voice_support;
 use std::time::Duration;
 
 use natter_core::voice::{
-    FrameKind, MediaConfig, MediaPath, MediaSession, MediaStats, NullSink, Recording,
+    AudioSource, FrameKind, MediaConfig, MediaPath, MediaSession, MediaStats, NullSink, Recording,
     RecordingSink, SilenceSource, SineSource, WavSource, FRAME_SAMPLES,
 };
 use natter_proto::media::{Packet, Role};
@@ -18,6 +18,28 @@ use voice_support::{
 
 fn config(role: Role, relay: &TestRelay) -> MediaConfig {
     MediaConfig::new(TOKEN, role, relay.addr)
+}
+
+/// Bob answering the call: a silent microphone, `sink` as his speaker.
+async fn bob_listens(relay: &TestRelay, sink: RecordingSink) -> MediaSession {
+    MediaSession::start(
+        config(Role::Callee, relay),
+        Box::new(SilenceSource),
+        Box::new(sink),
+    )
+    .await
+    .expect("bob")
+}
+
+/// Alice calling: `source` as her microphone, no speaker.
+async fn alice_says(relay: &TestRelay, source: impl AudioSource + 'static) -> MediaSession {
+    MediaSession::start(
+        config(Role::Caller, relay),
+        Box::new(source),
+        Box::new(NullSink),
+    )
+    .await
+    .expect("alice")
 }
 
 /// What the callee heard of the caller's speech.
@@ -34,20 +56,8 @@ async fn alice_speaks_to_bob(relay: &TestRelay) -> Heard {
     let reference = wav.samples().to_vec();
     let sink = RecordingSink::new();
     let recording = sink.recording();
-    let bob = MediaSession::start(
-        config(Role::Callee, relay),
-        Box::new(SilenceSource),
-        Box::new(sink),
-    )
-    .await
-    .expect("bob");
-    let alice = MediaSession::start(
-        config(Role::Caller, relay),
-        Box::new(wav),
-        Box::new(NullSink),
-    )
-    .await
-    .expect("alice");
+    let bob = bob_listens(relay, sink).await;
+    let alice = alice_says(relay, wav).await;
     let speech = Duration::from_secs_f64(reference.len() as f64 / 48_000.0);
     tokio::time::sleep(speech + Duration::from_millis(500)).await;
     let caller = alice.stop().await;
@@ -237,13 +247,7 @@ async fn audio_goes_direct_once_the_peer_answers_and_back_to_the_relay_when_it_g
 async fn packets_with_a_wrong_token_role_or_magic_or_from_strangers_are_dropped() {
     let relay = TestRelay::start(0.0, 3).await;
     let sink = RecordingSink::new();
-    let bob = MediaSession::start(
-        config(Role::Callee, &relay),
-        Box::new(SilenceSource),
-        Box::new(sink),
-    )
-    .await
-    .expect("bob");
+    let bob = bob_listens(&relay, sink).await;
     wait_for("bob bound", Duration::from_secs(3), || {
         bob.stats().relay_bound
     })
@@ -337,20 +341,8 @@ async fn a_44k1_stereo_source_and_a_44k1_sink_go_through_the_resampler() {
     let source = WavSource::from_samples(&stereo, 44_100, 2).expect("source");
     let sink = RecordingSink::with_rate(44_100).expect("sink");
     let heard = sink.recording();
-    let bob = MediaSession::start(
-        config(Role::Callee, &relay),
-        Box::new(SilenceSource),
-        Box::new(sink),
-    )
-    .await
-    .expect("bob");
-    let alice = MediaSession::start(
-        config(Role::Caller, &relay),
-        Box::new(source),
-        Box::new(NullSink),
-    )
-    .await
-    .expect("alice");
+    let bob = bob_listens(&relay, sink).await;
+    let alice = alice_says(&relay, source).await;
     tokio::time::sleep(Duration::from_millis(2_200)).await;
     alice.stop().await;
     bob.stop().await;

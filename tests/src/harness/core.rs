@@ -1,17 +1,16 @@
-//! natter-core and natter-cli under test: a [`Device`] is one running `natter_core::Client`
-//! with its own data directory and a recorder of every event it emitted; [`CliRunner`] runs the
-//! `natter-cli` binary against a [`TestServer`]; a [`Proxy`] between a device and the server
-//! can make the network path die silently or turn one server answer into an error.
+//! natter-core under test: a [`Device`] is one running `natter_core::Client` with its own data
+//! directory and a recorder of every event it emitted. natter-cli has its own module
+//! ([`super::cli`]), as does the [`Proxy`](super::proxy::Proxy) that makes a device's network
+//! path fail; both are re-exported here, so the natter-core suites need one import.
 //!
-//! Scenarios wait for what they expect ([`Device::wait_for`], [`CliProcess::expect_json`]) with
-//! a timeout that fails loudly and lists what did arrive instead. A short bounded window appears
-//! only to show that something does *not* happen ([`Device::settle`]).
+//! Scenarios wait for what they expect ([`Device::wait_for`]) with a timeout that fails loudly
+//! and lists what did arrive instead. A short bounded window appears only to show that
+//! something does *not* happen ([`Device::settle`]).
 
 use std::collections::BTreeMap;
 use std::ops::Deref;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, OnceLock};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -20,19 +19,18 @@ use natter_core::{
     MessageState, Registration, ServerAddr,
 };
 use natter_proto::{ErrorCode, MessageBody, MsgId, Target};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::replies::password_for;
 use super::server::TestServer;
 
+pub use super::cli::{cli_binary, CliOutput, CliProcess, CliRunner, CLI_TIMEOUT};
+pub use super::proxy::Proxy;
+
 /// How long a device may take to show an expected event.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a device is watched to show that nothing more arrives.
 pub const SETTLE_WINDOW: Duration = Duration::from_millis(400);
-/// How long a one-shot `natter-cli` command may run.
-pub const CLI_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Reconnect backoff of test devices: a restarted server is found again within half a second.
 pub const TEST_BACKOFF: (Duration, Duration) =
@@ -430,6 +428,19 @@ impl Device {
         .await
     }
 
+    /// Waits for `Failed` of an outgoing message; returns the wire code it failed with.
+    pub async fn expect_failed(&mut self, client_msg_id: &str) -> Result<ErrorCode> {
+        self.wait_for(&format!("failed {client_msg_id}"), |e| match e {
+            Event::Failed {
+                client_msg_id: c,
+                code,
+                ..
+            } if c == client_msg_id => Some(*code),
+            _ => None,
+        })
+        .await
+    }
+
     /// Waits for the connection to reach `state`.
     pub async fn expect_connection(&mut self, state: ConnectionState) -> Result<()> {
         self.wait_for(&format!("connection {state:?}"), |e| {
@@ -527,20 +538,12 @@ impl TestServer {
     /// Registers `name` and logs in from a fresh app on the plain port; the app is online and
     /// its recorder has moved past the login.
     pub async fn core_user(&self, name: &str) -> Result<Device> {
-        let mut device = Device::fresh(name, self)?;
-        device.register_me().await?;
-        device.log_in().await?;
-        device.catch_up()?;
-        Ok(device)
+        signed_in(Device::fresh(name, self)?).await
     }
 
     /// Registers `name` and logs in from a fresh app on the TLS port.
     pub async fn core_user_tls(&self, name: &str) -> Result<Device> {
-        let mut device = Device::fresh_tls(name, self)?;
-        device.register_me().await?;
-        device.log_in().await?;
-        device.catch_up()?;
-        Ok(device)
+        signed_in(Device::fresh_tls(name, self)?).await
     }
 
     /// A guest `name` logged in from a fresh app.
@@ -558,6 +561,22 @@ impl TestServer {
         device.shutdown().await;
         Ok(())
     }
+}
+
+/// Registers the device's user and logs in; the recorder moves past the login.
+async fn signed_in(mut device: Device) -> Result<Device> {
+    device.register_me().await?;
+    device.log_in().await?;
+    device.catch_up()?;
+    Ok(device)
+}
+
+/// A fresh server with alice and bob (`bobby`) online on fresh apps, in that order.
+pub async fn core_alice_and_bob() -> Result<(TestServer, Device, Device)> {
+    let server = TestServer::start().await?;
+    let alice = server.core_user("alice").await?;
+    let bob = server.core_user("bobby").await?;
+    Ok((server, alice, bob))
 }
 
 /// Makes two logged-in devices' users friends: `a` asks, `b` accepts, both hear of it.
@@ -580,448 +599,4 @@ pub async fn befriend_devices(a: &mut Device, b: &mut Device) -> Result<()> {
         _ => None,
     })
     .await
-}
-
-// ---- natter-cli ---------------------------------------------------------------------------
-
-/// The `natter-cli` binary: `$NATTER_CLI_BIN`, or the one next to this test executable, built
-/// by cargo once per test process (`NATTER_E2E_NO_BUILD` skips that when a binary exists).
-pub fn cli_binary() -> Result<PathBuf> {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        super::server::workspace_binary("natter-cli", "NATTER_CLI_BIN")
-            .map_err(|e| format!("{e:#}"))
-    })
-    .clone()
-    .map_err(|e| anyhow!(e))
-}
-
-/// What a finished `natter-cli` run left behind.
-#[derive(Debug)]
-pub struct CliOutput {
-    /// Exit code (`None`: killed by a signal).
-    pub code: Option<i32>,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-}
-
-impl CliOutput {
-    /// The JSON objects printed on stdout, one per line.
-    pub fn json_lines(&self) -> Result<Vec<serde_json::Value>> {
-        self.stdout
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                serde_json::from_str(l)
-                    .with_context(|| format!("natter-cli printed a line that is not JSON: {l}"))
-            })
-            .collect()
-    }
-
-    /// Fails unless the run exited with 0.
-    pub fn success(self) -> Result<Self> {
-        if self.code != Some(0) {
-            bail!(
-                "natter-cli exited with {:?}\nstdout:\n{}\nstderr:\n{}",
-                self.code,
-                self.stdout,
-                self.stderr
-            );
-        }
-        Ok(self)
-    }
-
-    /// The first printed JSON object for which `pred` holds.
-    pub fn find_json(
-        &self,
-        what: &str,
-        pred: impl Fn(&serde_json::Value) -> bool,
-    ) -> Result<serde_json::Value> {
-        self.json_lines()?
-            .into_iter()
-            .find(|v| pred(v))
-            .ok_or_else(|| anyhow!("natter-cli printed no {what}; stdout:\n{}", self.stdout))
-    }
-}
-
-/// `natter-cli` pointed at one server with one data directory (one person's terminal).
-#[derive(Clone)]
-pub struct CliRunner {
-    bin: PathBuf,
-    port: u16,
-    tls: bool,
-    dir: DataDir,
-    login: Vec<String>,
-    json: bool,
-}
-
-impl CliRunner {
-    /// The CLI on the plain port with a fresh data directory, not logged in.
-    pub fn plain(server: &TestServer) -> Result<Self> {
-        Ok(Self {
-            bin: cli_binary()?,
-            port: server.plain_addr().port(),
-            tls: false,
-            dir: DataDir::new()?,
-            login: Vec::new(),
-            json: true,
-        })
-    }
-
-    /// The CLI on the TLS port with a fresh data directory, not logged in.
-    pub fn tls(server: &TestServer) -> Result<Self> {
-        Ok(Self {
-            bin: cli_binary()?,
-            port: server.tls_addr()?.port(),
-            tls: true,
-            dir: DataDir::new()?,
-            login: Vec::new(),
-            json: true,
-        })
-    }
-
-    /// Every run logs in as registered `user` (password [`password_for`]).
-    pub fn as_user(mut self, user: &str) -> Self {
-        self.login = vec![
-            "--user".into(),
-            user.into(),
-            "--password".into(),
-            password_for(user),
-        ];
-        self
-    }
-
-    /// Runs print text for people instead of JSON lines.
-    pub fn text_mode(mut self) -> Self {
-        self.json = false;
-        self
-    }
-
-    /// Every run logs in as guest `name`.
-    pub fn as_guest(mut self, name: &str) -> Self {
-        self.login = vec!["--guest".into(), name.into()];
-        self
-    }
-
-    /// The data directory (local history, pins).
-    pub fn data_dir(&self) -> &DataDir {
-        &self.dir
-    }
-
-    /// The command line for `args`, with `--json` (unless in text mode) and this runner's server, directory and
-    /// login; inherited `NATTER_*` variables are removed so they cannot change what runs.
-    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(&self.bin);
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("NATTER_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("NO_COLOR", "1").env("RUST_LOG", "warn");
-        if self.json {
-            cmd.arg("--json");
-        }
-        cmd.args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .arg("--data-dir")
-            .arg(self.dir.path());
-        if self.tls {
-            cmd.arg("--tls");
-        }
-        cmd.args(&self.login).args(args).kill_on_drop(true);
-        cmd
-    }
-
-    /// Runs a one-shot command to completion (within [`CLI_TIMEOUT`]).
-    pub async fn run(&self, args: &[&str]) -> Result<CliOutput> {
-        let mut cmd = self.command(args);
-        cmd.stdin(Stdio::null());
-        let output = tokio::time::timeout(CLI_TIMEOUT, cmd.output())
-            .await
-            .map_err(|_| anyhow!("natter-cli {args:?} did not finish within {CLI_TIMEOUT:?}"))?
-            .with_context(|| format!("while running natter-cli {args:?}"))?;
-        Ok(CliOutput {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
-    }
-
-    /// Starts a long-running command (`follow`, `shell`) whose output is read line by line.
-    pub fn spawn(&self, args: &[&str]) -> Result<CliProcess> {
-        let mut cmd = self.command(args);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("while starting natter-cli {args:?}"))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stdin = child.stdin.take();
-        Ok(CliProcess {
-            child,
-            stdin,
-            stdout: BufReader::new(stdout).lines(),
-            seen: Vec::new(),
-            what: format!("natter-cli {}", args.join(" ")),
-        })
-    }
-}
-
-/// A running `natter-cli` (killed when dropped).
-pub struct CliProcess {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Lines<BufReader<ChildStdout>>,
-    seen: Vec<String>,
-    what: String,
-}
-
-impl CliProcess {
-    /// Waits for a printed JSON object for which `pred` holds, and returns it.
-    pub async fn expect_json(
-        &mut self,
-        what: &str,
-        pred: impl Fn(&serde_json::Value) -> bool,
-    ) -> Result<serde_json::Value> {
-        let start = self.seen.len();
-        let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
-        loop {
-            let line = match tokio::time::timeout_at(deadline, self.stdout.next_line()).await {
-                Ok(line) => line.context("while reading natter-cli's output")?,
-                Err(_) => bail!(
-                    "`{}` printed no {what} within {EVENT_TIMEOUT:?}; it printed:\n{}",
-                    self.what,
-                    self.seen[start..].join("\n")
-                ),
-            };
-            let Some(line) = line else {
-                let status = self.child.wait().await.ok();
-                let mut stderr = String::new();
-                if let Some(mut err) = self.child.stderr.take() {
-                    use tokio::io::AsyncReadExt;
-                    let _ = err.read_to_string(&mut stderr).await;
-                }
-                bail!(
-                    "`{}` ended ({status:?}) before printing {what}; it printed:\n{}\nstderr:\n{stderr}",
-                    self.what,
-                    self.seen[start..].join("\n")
-                );
-            };
-            self.seen.push(line.clone());
-            let value: serde_json::Value = serde_json::from_str(&line).with_context(|| {
-                format!("`{}` printed a line that is not JSON: {line}", self.what)
-            })?;
-            if pred(&value) {
-                return Ok(value);
-            }
-        }
-    }
-
-    /// Types a line into the process (for `shell`).
-    pub async fn type_line(&mut self, line: &str) -> Result<()> {
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| anyhow!("stdin of `{}` is closed", self.what))?;
-        stdin.write_all(format!("{line}\n").as_bytes()).await?;
-        stdin.flush().await?;
-        Ok(())
-    }
-
-    /// Closes stdin and waits for the process to exit; returns its exit code and every line it
-    /// printed since the last [`expect_json`](CliProcess::expect_json) match.
-    pub async fn finish(mut self) -> Result<(Option<i32>, Vec<String>)> {
-        drop(self.stdin.take());
-        let mut rest = Vec::new();
-        let drain = async {
-            while let Ok(Some(line)) = self.stdout.next_line().await {
-                rest.push(line);
-            }
-            self.child.wait().await
-        };
-        let status = tokio::time::timeout(CLI_TIMEOUT, drain)
-            .await
-            .map_err(|_| anyhow!("`{}` did not exit within {CLI_TIMEOUT:?}", self.what))??;
-        Ok((status.code(), rest))
-    }
-
-    /// Stops the process (SIGKILL) and reaps it.
-    pub async fn stop(mut self) -> Result<()> {
-        self.child.start_kill()?;
-        self.child.wait().await?;
-        Ok(())
-    }
-
-    /// Every line printed so far.
-    pub fn printed(&self) -> &[String] {
-        &self.seen
-    }
-}
-
-// ---- a network path that can fail silently ---------------------------------------------------
-
-/// A TCP relay between a client and the server. [`Proxy::blackhole`] makes the connections it
-/// carries at that moment go silent — bytes in both directions vanish, yet neither side sees
-/// a close — as when a phone walks out of Wi-Fi range. Later connections are relayed normally.
-/// [`Proxy::fail_next_resume`] turns the server's next `login_ok` for a resumed session into an
-/// error, as a server in trouble would answer.
-pub struct Proxy {
-    port: u16,
-    generation: Arc<tokio::sync::watch::Sender<u64>>,
-    fault: Arc<std::sync::Mutex<Option<ErrorCode>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    /// Relays 127.0.0.1:<port> to `upstream`.
-    pub async fn start(upstream: std::net::SocketAddr) -> Result<Proxy> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("while binding the proxy")?;
-        let port = listener.local_addr()?.port();
-        let (generation, _) = tokio::sync::watch::channel(0u64);
-        let generation = Arc::new(generation);
-        let fault = Arc::new(std::sync::Mutex::new(None));
-        let shared = generation.clone();
-        let shared_fault = fault.clone();
-        let task = tokio::spawn(async move {
-            let mut links = tokio::task::JoinSet::new();
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
-                    continue;
-                };
-                let born = *shared.borrow();
-                let (client_rx, client_tx) = client.into_split();
-                let (server_rx, server_tx) = server.into_split();
-                links.spawn(relay_bytes(client_rx, server_tx, shared.subscribe(), born));
-                links.spawn(relay_frames(
-                    server_rx,
-                    client_tx,
-                    shared.subscribe(),
-                    born,
-                    shared_fault.clone(),
-                ));
-            }
-        });
-        Ok(Proxy {
-            port,
-            generation,
-            fault,
-            task,
-        })
-    }
-
-    /// The port clients dial.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// natter-core's address for the proxy (plain TCP).
-    pub fn server_addr(&self) -> ServerAddr {
-        ServerAddr {
-            host: "127.0.0.1".into(),
-            port: self.port,
-            tls: false,
-        }
-    }
-
-    /// Every connection open now goes silent for good; new ones are relayed.
-    pub fn blackhole(&self) {
-        self.generation.send_modify(|g| *g += 1);
-    }
-
-    /// The next `login_ok` with `resumed: true` reaches the client as an `error` with `code`
-    /// (same request id) instead; the server itself considers the session resumed.
-    pub fn fail_next_resume(&self, code: ErrorCode) {
-        *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = Some(code);
-    }
-
-    /// Whether the armed fault has been used.
-    pub fn fault_used(&self) -> bool {
-        self.fault
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn relay_bytes(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    generation: tokio::sync::watch::Receiver<u64>,
-    born: u64,
-) {
-    use tokio::io::AsyncReadExt;
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if *generation.borrow() != born {
-            continue; // Swallowed: the path is dead, but nobody is told.
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-    }
-    end_of_relay(to, generation, born).await
-}
-
-async fn relay_frames(
-    from: tokio::net::tcp::OwnedReadHalf,
-    to: tokio::net::tcp::OwnedWriteHalf,
-    generation: tokio::sync::watch::Receiver<u64>,
-    born: u64,
-    fault: Arc<std::sync::Mutex<Option<ErrorCode>>>,
-) {
-    use futures::{SinkExt, StreamExt};
-    use natter_proto::{decode_server, encode, Frame, FrameCodec, ServerMessage};
-    let mut reader = tokio_util::codec::FramedRead::new(from, FrameCodec::default());
-    let mut writer = tokio_util::codec::FramedWrite::new(to, FrameCodec::default());
-    while let Some(Ok(mut frame)) = reader.next().await {
-        if *generation.borrow() != born {
-            continue;
-        }
-        if let Frame::Json(payload) = &frame {
-            if let Ok(ServerMessage::LoginOk {
-                id, resumed: true, ..
-            }) = decode_server(payload)
-            {
-                let armed = fault.lock().unwrap_or_else(|p| p.into_inner()).take();
-                if let Some(code) = armed {
-                    frame = encode(&ServerMessage::error(
-                        Some(&id),
-                        code,
-                        "injected by the test proxy",
-                    ));
-                }
-            }
-        }
-        if writer.send(frame).await.is_err() {
-            break;
-        }
-    }
-    end_of_relay(writer.into_inner(), generation, born).await
-}
-
-async fn end_of_relay(
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    generation: tokio::sync::watch::Receiver<u64>,
-    born: u64,
-) {
-    if *generation.borrow() == born {
-        let _ = to.shutdown().await;
-    } else {
-        // A dead path never reports a close either.
-        std::future::pending::<()>().await;
-    }
 }

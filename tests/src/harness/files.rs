@@ -17,6 +17,14 @@ use super::client::{
     describe_request, server_log_note, PendingReply, StreamItem, TestClient, REPLY_TIMEOUT,
 };
 use super::replies::{show, Reply};
+use super::server::TestServer;
+
+impl TestServer {
+    /// Where the server keeps the bytes of transfer `file_id`.
+    pub fn stored_file(&self, file_id: &str) -> std::path::PathBuf {
+        self.data_dir().join("files").join(file_id)
+    }
+}
 
 /// Lowercase hex SHA-256, as the protocol writes it.
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -299,6 +307,24 @@ impl TestClient {
     pub async fn upload(&self, file_id: &str, data: &[u8], chunk_size: u32) -> Result<()> {
         self.upload_range(file_id, data, 0..data.len(), chunk_size)
             .await
+    }
+
+    /// Uploads `data[range]` of the transfer `offer` opened, in its chunk size.
+    pub async fn upload_part(
+        &self,
+        offer: &Offered,
+        data: &[u8],
+        range: std::ops::Range<usize>,
+    ) -> Result<()> {
+        self.upload_range(&offer.file_id, data, range, offer.chunk_size)
+            .await
+    }
+
+    /// Offers `data` as a file to `to` and uploads all of it.
+    pub async fn offer_and_upload(&self, to: &str, name: &str, data: &[u8]) -> Result<Offered> {
+        let offer = self.offer_file(to, name, data).await?;
+        self.upload(&offer.file_id, data, offer.chunk_size).await?;
+        Ok(offer)
     }
 
     /// Writes frames back to back without expecting a reply (forged uploads).

@@ -2,9 +2,11 @@
 
 pub mod app;
 pub mod calls;
+pub mod cli;
 pub mod client;
 pub mod core;
 pub mod files;
+pub mod proxy;
 pub mod pushes;
 pub mod raw;
 pub mod replies;

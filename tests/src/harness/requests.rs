@@ -9,7 +9,7 @@ use natter_proto::{
     PROTOCOL_VERSION,
 };
 
-use super::client::TestClient;
+use super::client::{PendingReply, TestClient};
 use super::replies::{
     accepted, new_client_msg_id, show, text, user, Accepted, FriendList, HelloOk, HistoryPage,
     LoginOk, Reply, UsernameStatus,
@@ -302,10 +302,30 @@ impl TestClient {
         self.send(user(to), client_msg_id, text(body)).await
     }
 
+    /// A private text message whose answer is not waited for (the socket may die first).
+    pub async fn submit_text(
+        &self,
+        to: &str,
+        client_msg_id: &str,
+        body: &str,
+    ) -> Result<PendingReply> {
+        self.submit(&ClientMessage::SendMessage {
+            id: self.new_id(),
+            client_msg_id: client_msg_id.into(),
+            to: user(to),
+            body: text(body),
+        })
+        .await
+    }
+
     /// A text message to the square.
     pub async fn send_square(&self, body: &str) -> Result<Accepted> {
-        self.send(Target::Square, &new_client_msg_id(), text(body))
-            .await
+        self.post(Target::Square, text(body)).await
+    }
+
+    /// `send_message` with a fresh client message id.
+    pub async fn post(&self, to: Target, body: MessageBody) -> Result<Accepted> {
+        self.send(to, &new_client_msg_id(), body).await
     }
 
     /// `send_message`.

@@ -87,6 +87,15 @@ impl TestServer {
     }
 }
 
+/// A fresh server with alice and bob (`bobby`) signed up and online, in that order: the
+/// opening of most scenarios.
+pub async fn alice_and_bob() -> Result<(TestServer, TestClient, TestClient)> {
+    let server = TestServer::start().await?;
+    let alice = server.user("alice").await?;
+    let bob = server.user("bobby").await?;
+    Ok((server, alice, bob))
+}
+
 /// Makes `a` and `b` friends, both online: `a` asks, `b` sees the request and accepts, `a`
 /// sees the answer.
 pub async fn befriend(a: &mut TestClient, b: &mut TestClient) -> Result<()> {
