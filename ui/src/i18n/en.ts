@@ -286,6 +286,7 @@ export const en = {
   'error.no_such_request': 'This friend request no longer exists.',
   'error.self_target': 'You can’t do that with yourself.',
   'error.rate_limited': 'Too many attempts. Wait a moment and try again.',
+  'error.slow_down': 'The server is busy; your message will be sent again in a moment.',
   'error.forbidden': 'You are not allowed to do that.',
   'error.not_found': 'Not found.',
   'error.not_implemented': 'This server does not support that yet.',

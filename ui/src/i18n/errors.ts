@@ -45,6 +45,7 @@ const ERROR_KEYS: Record<ErrorCode | ClientCode, Key> = {
   no_such_request: 'error.no_such_request',
   self_target: 'error.self_target',
   rate_limited: 'error.rate_limited',
+  slow_down: 'error.slow_down',
   forbidden: 'error.forbidden',
   not_found: 'error.not_found',
   not_implemented: 'error.not_implemented',

@@ -284,6 +284,7 @@ export const zhCN: Dictionary = {
   'error.no_such_request': '该好友请求已不存在。',
   'error.self_target': '不能对自己执行此操作。',
   'error.rate_limited': '操作过于频繁，请稍后再试。',
+  'error.slow_down': '服务器繁忙，消息稍后会自动重发。',
   'error.forbidden': '你没有权限执行此操作。',
   'error.not_found': '未找到。',
   'error.not_implemented': '该服务器暂不支持此功能。',
