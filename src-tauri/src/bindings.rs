@@ -5,8 +5,8 @@
 
 use natter_core::calls::{CallInfo, CallPhase};
 use natter_core::{
-    AudioDevices, ConnectionState, Direction, LocalMessage, MessageState, SearchHit, TransferInfo,
-    TransferState,
+    AudioDevices, ConnectionState, Direction, FriendList, HistoryWindow, LocalMessage, LoginInfo,
+    MessageState, Registration, SearchHit, TransferInfo, TransferState,
 };
 use natter_proto::{
     CallEndReason, ErrorCode, FileKind, Friend, FriendRequestInfo, MessageBody, OnlineUser,
@@ -15,8 +15,8 @@ use natter_proto::{
 use ts_rs::TS;
 
 use crate::ipc::{
-    AppEvent, AppInfo, ConnectInfo, FriendList, HistoryWindow, IpcError, ProfileEdit, RegisterForm,
-    ServerSettings, Session, Settings, Theme, UsernameCheck,
+    AppEvent, AppInfo, ConnectInfo, IpcError, ProfileEdit, ServerSettings, Settings, Theme,
+    UsernameCheck,
 };
 
 fn decl<T: TS>() -> String {
@@ -56,16 +56,16 @@ fn commands() -> Vec<CommandSig> {
         ),
         (
             "register",
-            vec![("form", RegisterForm::name())],
+            vec![("form", Registration::name())],
             Profile::name(),
         ),
         (
             "login",
             vec![("username", s()), ("password", s())],
-            Session::name(),
+            LoginInfo::name(),
         ),
-        ("guest_login", vec![("username", s())], Session::name()),
-        ("resume", vec![("username", s())], Session::name()),
+        ("guest_login", vec![("username", s())], LoginInfo::name()),
+        ("resume", vec![("username", s())], LoginInfo::name()),
         ("logout", vec![], unit()),
         ("erase_account", vec![("password", s())], unit()),
         (
@@ -234,8 +234,8 @@ pub fn typescript() -> String {
         decl::<AppInfo>(),
         decl::<ConnectInfo>(),
         decl::<UsernameCheck>(),
-        decl::<RegisterForm>(),
-        decl::<Session>(),
+        decl::<Registration>(),
+        decl::<LoginInfo>(),
         decl::<FriendList>(),
         decl::<ProfileEdit>(),
         decl::<HistoryWindow>(),

@@ -2,11 +2,11 @@
 //! device choice, which is saved with the other settings and handed to the client.
 
 use natter_core::calls::CallInfo;
-use natter_core::{AudioDevices, Client};
+use natter_core::AudioDevices;
 use tauri::State;
 
 use crate::ipc::{IpcError, Settings};
-use crate::state::AppState;
+use crate::state::{apply_audio_devices, AppState};
 
 type Res<T> = Result<T, IpcError>;
 
@@ -73,9 +73,4 @@ pub async fn set_audio_devices(
         apply_audio_devices(&client, &saved);
     }
     Ok(saved)
-}
-
-/// Hands the saved device choice to a client (at start, and whenever it changes).
-pub fn apply_audio_devices(client: &Client, settings: &Settings) {
-    client.set_audio_devices(settings.audio_input.clone(), settings.audio_output.clone());
 }

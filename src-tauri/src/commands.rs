@@ -1,13 +1,12 @@
 //! Tauri commands: each one maps the UI's call onto natter-core and its answer back. No decisions
 //! are made here beyond picking the client and translating errors.
 
-use natter_core::{LocalMessage, Registration, SearchHit};
+use natter_core::{FriendList, HistoryWindow, LocalMessage, LoginInfo, Registration, SearchHit};
 use natter_proto::{OnlineUser, Profile, Target};
 use tauri::{AppHandle, Runtime, State};
 
 use crate::ipc::{
-    AppInfo, ConnectInfo, FriendList, HistoryWindow, IpcError, ProfileEdit, RegisterForm,
-    ServerSettings, Session, Settings, UsernameCheck,
+    AppInfo, ConnectInfo, IpcError, ProfileEdit, ServerSettings, Settings, UsernameCheck,
 };
 use crate::state::AppState;
 
@@ -15,9 +14,6 @@ type Res<T> = Result<T, IpcError>;
 
 /// How long the app waits for the server at start before opening the account offline.
 const RESUME_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
-
-/// Most messages per history page.
-const MAX_PAGE: u32 = 500;
 
 /// Settings, version and OS language for the UI to start with.
 #[tauri::command(rename_all = "snake_case")]
@@ -74,44 +70,37 @@ pub async fn check_username(state: State<'_, AppState>, username: String) -> Res
 
 /// Creates an account (the UI logs in next).
 #[tauri::command(rename_all = "snake_case")]
-pub async fn register(state: State<'_, AppState>, form: RegisterForm) -> Res<Profile> {
-    Ok(state
-        .client()
-        .await?
-        .register(Registration {
-            username: form.username,
-            password: form.password,
-            nickname: form.nickname,
-            motto: form.motto,
-            phone: form.phone,
-        })
-        .await?)
+pub async fn register(state: State<'_, AppState>, form: Registration) -> Res<Profile> {
+    Ok(state.client().await?.register(form).await?)
 }
 
 /// Logs in with a password and remembers the account for the next start.
 #[tauri::command(rename_all = "snake_case")]
-pub async fn login(state: State<'_, AppState>, username: String, password: String) -> Res<Session> {
+pub async fn login(
+    state: State<'_, AppState>,
+    username: String,
+    password: String,
+) -> Res<LoginInfo> {
     let info = state.client().await?.login(&username, &password).await?;
     state.update_settings(|s| s.last_user = Some(info.profile.username.clone()))?;
-    Ok(info.into())
+    Ok(info)
 }
 
 /// Logs in as a guest (not remembered).
 #[tauri::command(rename_all = "snake_case")]
-pub async fn guest_login(state: State<'_, AppState>, username: String) -> Res<Session> {
-    Ok(state.client().await?.guest_login(&username).await?.into())
+pub async fn guest_login(state: State<'_, AppState>, username: String) -> Res<LoginInfo> {
+    Ok(state.client().await?.guest_login(&username).await?)
 }
 
 /// Continues the remembered account's session (app start); offline from the local store when
 /// the server does not answer in time.
 #[tauri::command(rename_all = "snake_case")]
-pub async fn resume(state: State<'_, AppState>, username: String) -> Res<Session> {
+pub async fn resume(state: State<'_, AppState>, username: String) -> Res<LoginInfo> {
     Ok(state
         .client()
         .await?
         .resume_or_open_offline(&username, RESUME_WAIT)
-        .await?
-        .into())
+        .await?)
 }
 
 /// Ends the session and forgets the remembered account.
@@ -150,7 +139,7 @@ pub async fn online_users(state: State<'_, AppState>) -> Res<Vec<OnlineUser>> {
 /// Friends and pending requests (the cache when offline).
 #[tauri::command(rename_all = "snake_case")]
 pub async fn friends(state: State<'_, AppState>) -> Res<FriendList> {
-    Ok(state.client().await?.friend_list().await?.into())
+    Ok(state.client().await?.friend_list().await?)
 }
 
 /// Asks someone to be friends, with a note.
@@ -194,7 +183,7 @@ pub async fn local_history(
     Ok(state
         .client()
         .await?
-        .local_history(&with, before, limit.clamp(1, MAX_PAGE))
+        .local_history(&with, before, limit)
         .await?)
 }
 
@@ -206,11 +195,7 @@ pub async fn history(
     before: Option<i64>,
     limit: u32,
 ) -> Res<Vec<LocalMessage>> {
-    Ok(state
-        .client()
-        .await?
-        .history(&with, before, limit.clamp(1, 200))
-        .await?)
+    Ok(state.client().await?.history(&with, before, limit).await?)
 }
 
 /// Messages around `msg_id` (a search hit), for jumping to it.
@@ -221,13 +206,11 @@ pub async fn history_around(
     msg_id: i64,
     limit: u32,
 ) -> Res<HistoryWindow> {
-    let client = state.client().await?;
-    let limit = limit.clamp(1, MAX_PAGE);
-    let older = client
-        .local_history(&with, Some(msg_id.saturating_add(1)), limit)
-        .await?;
-    let newer = client.local_history_after(&with, msg_id, limit).await?;
-    Ok(HistoryWindow { older, newer })
+    Ok(state
+        .client()
+        .await?
+        .history_around(&with, msg_id, limit)
+        .await?)
 }
 
 /// Newer messages after `after` (paging forward from a jump).
@@ -241,7 +224,7 @@ pub async fn history_after(
     Ok(state
         .client()
         .await?
-        .local_history_after(&with, after, limit.clamp(1, MAX_PAGE))
+        .local_history_after(&with, after, limit)
         .await?)
 }
 

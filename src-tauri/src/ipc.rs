@@ -2,8 +2,8 @@
 //! into `ui/src/bindings.ts` (see `bindings.rs`); the UI never writes them by hand.
 
 use natter_core::calls::CallInfo;
-use natter_core::{ClientError, ConnectionState, LocalMessage, TransferInfo};
-use natter_proto::{ErrorCode, Friend, FriendRequestInfo, OnlineUser, Profile, Target};
+use natter_core::{ClientError, ConnectionState, LocalMessage, LoginInfo, TransferInfo};
+use natter_proto::{ErrorCode, Friend, FriendRequestInfo, OnlineUser, Target};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -104,76 +104,6 @@ pub struct UsernameCheck {
     pub reason: Option<ErrorCode>,
 }
 
-/// The registration form.
-#[derive(Debug, Clone, Deserialize, TS)]
-pub struct RegisterForm {
-    /// Username (4–32 letters and digits).
-    pub username: String,
-    /// Password (8–128 characters).
-    pub password: String,
-    /// Nickname (optional).
-    pub nickname: String,
-    /// Motto (optional).
-    pub motto: String,
-    /// Phone (optional).
-    pub phone: String,
-}
-
-/// A logged-in session as the UI starts it.
-#[derive(Debug, Clone, Serialize, TS)]
-pub struct Session {
-    /// Own profile.
-    pub profile: Profile,
-    /// Online users.
-    pub online: Vec<OnlineUser>,
-    /// Friends with presence.
-    pub friends: Vec<Friend>,
-    /// Requests to us.
-    pub incoming_requests: Vec<FriendRequestInfo>,
-    /// Requests from us.
-    pub outgoing_requests: Vec<FriendRequestInfo>,
-    /// The server resumed an earlier session.
-    pub resumed: bool,
-    /// Opened from the local store because the server could not be reached; the engine logs in
-    /// when it answers (a `connection: online` event follows).
-    pub offline: bool,
-}
-
-impl From<natter_core::LoginInfo> for Session {
-    fn from(i: natter_core::LoginInfo) -> Self {
-        Self {
-            profile: i.profile,
-            online: i.online,
-            friends: i.friends,
-            incoming_requests: i.incoming_requests,
-            outgoing_requests: i.outgoing_requests,
-            resumed: i.resumed,
-            offline: i.offline,
-        }
-    }
-}
-
-/// Friends and pending requests.
-#[derive(Debug, Clone, Serialize, TS)]
-pub struct FriendList {
-    /// Friends with presence.
-    pub friends: Vec<Friend>,
-    /// Requests to us.
-    pub incoming: Vec<FriendRequestInfo>,
-    /// Requests from us.
-    pub outgoing: Vec<FriendRequestInfo>,
-}
-
-impl From<natter_core::FriendList> for FriendList {
-    fn from(f: natter_core::FriendList) -> Self {
-        Self {
-            friends: f.friends,
-            incoming: f.incoming,
-            outgoing: f.outgoing,
-        }
-    }
-}
-
 /// Profile fields to change (`null` keeps the current value).
 #[derive(Debug, Clone, Deserialize, TS)]
 pub struct ProfileEdit {
@@ -183,15 +113,6 @@ pub struct ProfileEdit {
     pub motto: Option<String>,
     /// New phone.
     pub phone: Option<String>,
-}
-
-/// Messages around a search hit, for jumping to it.
-#[derive(Debug, Clone, Serialize, TS)]
-pub struct HistoryWindow {
-    /// The hit and the messages before it, oldest first.
-    pub older: Vec<LocalMessage>,
-    /// Messages after the hit, oldest first.
-    pub newer: Vec<LocalMessage>,
 }
 
 /// Why a command failed. `code` is a wire [`ErrorCode`] in snake_case or one of the client's
@@ -253,7 +174,8 @@ impl From<ClientError> for IpcError {
     }
 }
 
-/// Everything the engine tells the UI, on the `natter://event` channel.
+/// Everything the engine tells the UI, on the `natter://event` channel: [`natter_core::Event`]
+/// one for one, each variant's payload named so the JSON is an object with a `type`.
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AppEvent {
@@ -261,6 +183,11 @@ pub enum AppEvent {
     Connection {
         /// New state.
         state: ConnectionState,
+    },
+    /// Logged in (or resumed), first or after a reconnect.
+    LoggedIn {
+        /// The session as the server started it.
+        session: LoginInfo,
     },
     /// A message arrived (or was fetched) and is stored.
     Message {
@@ -350,15 +277,21 @@ pub enum AppEvent {
         /// Where it stands now.
         call: CallInfo,
     },
+    /// The server reported an error about no request in particular.
+    ServerError {
+        /// Why (wire code).
+        code: ErrorCode,
+        /// Server's text.
+        message: String,
+    },
 }
 
-impl AppEvent {
-    /// The UI's view of an engine event (`None` for pushes the app does not show yet).
-    pub fn from_core(event: natter_core::Event) -> Option<Self> {
+impl From<natter_core::Event> for AppEvent {
+    fn from(event: natter_core::Event) -> Self {
         use natter_core::Event as E;
-        Some(match event {
+        match event {
             E::Connection(state) => AppEvent::Connection { state },
-            E::LoggedIn(_) | E::Other(_) => return None,
+            E::LoggedIn(session) => AppEvent::LoggedIn { session },
             E::Message(message) => AppEvent::Message { message },
             E::Sent {
                 client_msg_id,
@@ -378,6 +311,7 @@ impl AppEvent {
                 code,
                 message,
             },
+            // The UI knows the recipient from the message it already holds.
             E::Delivered {
                 client_msg_id,
                 msg_id,
@@ -404,7 +338,8 @@ impl AppEvent {
             E::CertificateChanged(e) => AppEvent::CertificateChanged { error: e.into() },
             E::Transfer(transfer) => AppEvent::Transfer { transfer },
             E::Call(call) => AppEvent::Call { call },
-        })
+            E::ServerError { code, message } => AppEvent::ServerError { code, message },
+        }
     }
 }
 

@@ -50,10 +50,8 @@ pub fn forward_events<R: Runtime>(app: AppHandle<R>, client: Client) -> JoinHand
             if is_incoming_ring(&event) {
                 ask_attention(&app);
             }
-            if let Some(ui) = AppEvent::from_core(event) {
-                if let Err(e) = app.emit(EVENT, ui) {
-                    tracing::warn!("emitting an event failed: {e}");
-                }
+            if let Err(e) = app.emit(EVENT, AppEvent::from(event)) {
+                tracing::warn!("emitting an event failed: {e}");
             }
         }
     })

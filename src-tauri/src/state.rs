@@ -27,6 +27,11 @@ pub struct AppState {
     pub connected: tokio::sync::Mutex<Option<Connected>>,
 }
 
+/// Hands the saved microphone and speaker choice to a client (at start, and whenever it changes).
+pub fn apply_audio_devices(client: &Client, settings: &Settings) {
+    client.set_audio_devices(settings.audio_input.clone(), settings.audio_output.clone());
+}
+
 fn settings_path(data_dir: &Path) -> PathBuf {
     data_dir.join("settings.json")
 }
@@ -120,7 +125,7 @@ impl AppState {
             },
             self.data_dir.clone(),
         ));
-        crate::calls::apply_audio_devices(&client, &self.settings());
+        apply_audio_devices(&client, &self.settings());
         let forwarder = forward(client.clone());
         *slot = Some(Connected {
             client: client.clone(),

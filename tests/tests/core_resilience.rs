@@ -132,14 +132,11 @@ async fn expect_resumed_online(device: &mut Device) -> Result<()> {
             _ => None,
         })
         .await?;
-    match *login {
-        ServerMessage::LoginOk { resumed, .. } => ensure!(
-            resumed,
-            "{} logged in afresh instead of resuming its session",
-            device.name
-        ),
-        ref other => anyhow::bail!("LoggedIn carries {other:?}"),
-    }
+    ensure!(
+        login.resumed,
+        "{} logged in afresh instead of resuming its session",
+        device.name
+    );
     Ok(())
 }
 

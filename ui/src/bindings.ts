@@ -1,7 +1,7 @@
 // Generated from the Rust types by src-tauri/src/bindings.rs. Do not edit:
 // NATTER_WRITE_BINDINGS=1 cargo test -p natter-app bindings
 
-export type ErrorCode = "frame_too_large" | "invalid_utf8" | "invalid_json" | "unknown_type" | "invalid_message" | "unexpected_binary" | "hello_required" | "unsupported_version" | "not_authenticated" | "already_authenticated" | "invalid_username" | "reserved_username" | "invalid_password" | "invalid_field" | "username_taken" | "bad_credentials" | "session_expired" | "no_such_user" | "already_friends" | "not_friends" | "request_pending" | "no_such_request" | "self_target" | "rate_limited" | "forbidden" | "not_found" | "not_implemented" | "file_too_large" | "quota_exceeded" | "server_busy" | "internal";
+export type ErrorCode = "frame_too_large" | "invalid_utf8" | "invalid_json" | "unknown_type" | "invalid_message" | "unexpected_binary" | "hello_required" | "unsupported_version" | "not_authenticated" | "already_authenticated" | "invalid_username" | "reserved_username" | "invalid_password" | "invalid_field" | "username_taken" | "bad_credentials" | "session_expired" | "no_such_user" | "already_friends" | "not_friends" | "request_pending" | "no_such_request" | "self_target" | "rate_limited" | "slow_down" | "forbidden" | "not_found" | "not_implemented" | "file_too_large" | "quota_exceeded" | "server_busy" | "internal";
 
 export type Target = { "kind": "square" } | { "kind": "user", 
 /**
@@ -423,11 +423,11 @@ online: Array<OnlineUser>,
  */
 friends: Array<Friend>, 
 /**
- * Requests to us.
+ * Pending requests to us.
  */
 incoming_requests: Array<FriendRequestInfo>, 
 /**
- * Requests from us.
+ * Pending requests from us.
  */
 outgoing_requests: Array<FriendRequestInfo>, 
 /**
@@ -435,8 +435,9 @@ outgoing_requests: Array<FriendRequestInfo>,
  */
 resumed: boolean, 
 /**
- * Opened from the local store because the server could not be reached; the engine logs in
- * when it answers (a `connection: online` event follows).
+ * Opened from the local store while the server could not be reached
+ * ([`Client::open_offline`]): profile and friends are from the last login, nobody is shown
+ * online, and the engine logs in as soon as the server answers.
  */
 offline: boolean, };
 
@@ -446,11 +447,11 @@ export type FriendList = {
  */
 friends: Array<Friend>, 
 /**
- * Requests to us.
+ * Pending requests to us.
  */
 incoming: Array<FriendRequestInfo>, 
 /**
- * Requests from us.
+ * Pending requests from us.
  */
 outgoing: Array<FriendRequestInfo>, };
 
@@ -496,7 +497,11 @@ export type AppEvent = { "type": "connection",
 /**
  * New state.
  */
-state: ConnectionState, } | { "type": "message", 
+state: ConnectionState, } | { "type": "logged_in", 
+/**
+ * The session as the server started it.
+ */
+session: Session, } | { "type": "message", 
 /**
  * The message.
  */
@@ -580,7 +585,15 @@ transfer: TransferInfo, } | { "type": "call",
 /**
  * Where it stands now.
  */
-call: CallInfo, };
+call: CallInfo, } | { "type": "server_error", 
+/**
+ * Why (wire code).
+ */
+code: ErrorCode, 
+/**
+ * Server's text.
+ */
+message: string, };
 
 /** The event channel of AppEvent. */
 export const EVENT = "natter://event";

@@ -21,8 +21,48 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::engine::{request_id, Command};
-use crate::voice::{AudioSink, AudioSource, MediaConfig, MediaSession};
+use crate::voice::{self, AudioSink, AudioSource, MediaConfig, MediaSession};
 use crate::{now_ms, ClientError, ConnectionState, Event};
+
+/// The microphone and speaker calls open, by name (`None` = the system default); shared between
+/// the client, which sets it, and the cpal factory, which reads it when a call starts.
+#[derive(Clone, Default)]
+pub(crate) struct DeviceChoice(Arc<Mutex<(Option<String>, Option<String>)>>);
+
+impl DeviceChoice {
+    pub(crate) fn choose(&self, input: Option<String>, output: Option<String>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = (input, output);
+    }
+
+    fn chosen(&self) -> (Option<String>, Option<String>) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Cpal devices chosen by name, opened when a call starts.
+pub(crate) fn cpal_audio(devices: DeviceChoice) -> AudioFactory {
+    Arc::new(move || {
+        let (input, output) = devices.chosen();
+        // A chosen device that is gone (unplugged headset) falls back to the system default:
+        // a call with the laptop's microphone beats a call that cannot start.
+        let source = voice::CpalSource::open(input.as_deref())
+            .or_else(|e| {
+                tracing::warn!(error = %e, "chosen microphone unavailable; using the default");
+                voice::CpalSource::open(None)
+            })
+            .map_err(|e| ClientError::Io(format!("microphone: {e}")))?;
+        let sink = voice::CpalSink::open(output.as_deref())
+            .or_else(|e| {
+                tracing::warn!(error = %e, "chosen speaker unavailable; using the default");
+                voice::CpalSink::open(None)
+            })
+            .map_err(|e| ClientError::Io(format!("speaker: {e}")))?;
+        Ok((
+            Box::new(source) as Box<dyn AudioSource>,
+            Box::new(sink) as Box<dyn AudioSink>,
+        ))
+    })
+}
 
 /// Where a call stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -73,18 +73,7 @@ pub fn random_file(path: &std::path::Path, size: u64, seed: u64) -> Result<()> {
 
 /// Lowercase hex SHA-256 of a file, read a megabyte at a time.
 pub fn sha256_file(path: &std::path::Path) -> Result<String> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(format!("{:x}", hasher.finalize()))
+    Ok(natter_core::sha256_file(path)?)
 }
 
 /// The reply to `file_offer`.

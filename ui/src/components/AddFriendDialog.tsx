@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { useI18n } from '../i18n';
 import { sendFriendRequest, showToast } from '../state/app';
-import { FormError } from '../screens/LoginScreen';
+import { FormError } from './FormError';
 import { Modal } from './Modal';
 import { useAction } from './useAction';
 

@@ -4,7 +4,7 @@ import { useI18n } from '../i18n';
 import { removeFriend } from '../state/app';
 import { sameUser } from '../state/conversation';
 import { displayName } from '../state/social';
-import { FormError } from '../screens/LoginScreen';
+import { FormError } from './FormError';
 import { AddFriendDialog } from './AddFriendDialog';
 import { CallButton } from './CallButton';
 import { Avatar, SquareAvatar } from './Avatar';

@@ -6,17 +6,9 @@ import { LockIcon } from '../components/Icons';
 import { AuthLayout } from './AuthLayout';
 import { RegisterForm } from './RegisterForm';
 import { useAction } from '../components/useAction';
+import { FormError } from '../components/FormError';
 
 type Tab = 'password' | 'guest' | 'register';
-
-export function FormError({ text }: { text: string | null }) {
-  if (!text) return null;
-  return (
-    <p className="form-error" data-testid="form-error" role="alert">
-      {text}
-    </p>
-  );
-}
 
 function PasswordForm({
   initialUsername,

@@ -8,7 +8,7 @@ import {
   statusFromCheck,
   type UsernameStatus,
 } from '../state/username';
-import { FormError } from './LoginScreen';
+import { FormError } from '../components/FormError';
 import { useAction } from '../components/useAction';
 
 export const CHECK_DELAY_MS = 300;

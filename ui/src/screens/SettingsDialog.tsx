@@ -12,7 +12,7 @@ import {
   useApp,
 } from '../state/app';
 import { Modal } from '../components/Modal';
-import { FormError } from './LoginScreen';
+import { FormError } from '../components/FormError';
 import { useAction } from '../components/useAction';
 
 function ProfileSection() {

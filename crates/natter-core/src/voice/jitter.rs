@@ -247,6 +247,17 @@ impl JitterBuffer {
         now.saturating_duration_since(self.epoch).as_secs_f64()
     }
 
+    /// Starts buffering afresh with packet `ext`, which arrived at `t`.
+    fn prime(&mut self, t: f64, ext: i64, floor: Option<i64>) {
+        self.clear_slots();
+        self.state = State::Priming {
+            first_arrival: t,
+            base: ext,
+            floor,
+        };
+        self.newest = ext;
+    }
+
     /// Stores an arriving packet.
     pub fn push(
         &mut self,
@@ -292,13 +303,7 @@ impl JitterBuffer {
                     self.stats.late += 1;
                     return PushOutcome::Late;
                 }
-                self.clear_slots();
-                self.state = State::Priming {
-                    first_arrival: t,
-                    base: ext,
-                    floor,
-                };
-                self.newest = ext;
+                self.prime(t, ext, floor);
             }
             State::Priming {
                 first_arrival,
@@ -316,13 +321,7 @@ impl JitterBuffer {
                         floor,
                     };
                 } else if ext - base >= SLOTS as i64 {
-                    self.clear_slots();
-                    self.state = State::Priming {
-                        first_arrival: t,
-                        base: ext,
-                        floor,
-                    };
-                    self.newest = ext;
+                    self.prime(t, ext, floor);
                 }
             }
             State::Playing { next } => {
