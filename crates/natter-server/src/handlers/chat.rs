@@ -7,9 +7,9 @@
 
 use natter_proto::{validate, ErrorCode, MessageBody, MsgId, ServerMessage, Target};
 
-use super::{session, ConnState, Handled, Outcome, Refusal};
+use super::{resolve, session, ConnState, Handled, Outcome, Refusal};
 use crate::persist;
-use crate::store::{private_conv_key, NewMessage, UserId, SQUARE_CONV};
+use crate::store::{private_conv_key, NewMessage, SQUARE_CONV};
 use crate::Ctx;
 
 /// Most ids in one `ack`.
@@ -18,20 +18,6 @@ pub const MAX_ACK: usize = 1000;
 pub const HISTORY_DEFAULT: u32 = 50;
 /// Largest history page.
 pub const HISTORY_MAX: u32 = 200;
-
-/// Resolves a username to (id, display name), online users first (no database read).
-pub(super) async fn resolve(ctx: &Ctx, username: &str) -> Result<(UserId, String), Refusal> {
-    if let Some(id) = ctx.hub.online_id(username) {
-        // The hub's key matched case-insensitively; the display form comes from the hub too.
-        if let Some(user) = ctx.hub.online_user(id) {
-            return Ok((id, user.username));
-        }
-    }
-    let user = ctx.store.user_by_name(username).await?.ok_or_else(|| {
-        Refusal::new(ErrorCode::NoSuchUser, format!("no user named `{username}`"))
-    })?;
-    Ok((user.id, user.username))
-}
 
 fn refused(r: persist::Refused) -> Refusal {
     match r {

@@ -12,8 +12,7 @@ use natter_proto::{
     validate, ErrorCode, FileKind, FileOfferInfo, MessageBody, ServerMessage, Target,
 };
 
-use super::chat::resolve;
-use super::{session, ConnState, Handled, Outcome, Outgoing, Refusal};
+use super::{resolve, session, ConnState, Handled, Outcome, Outgoing, Refusal};
 use crate::store::{NewTransfer, TransferRecord, UserId};
 use crate::transfer::fetch::FetchJob;
 use crate::transfer::{self, role, Role, Verdict};

@@ -248,6 +248,20 @@ impl ConnState {
     }
 }
 
+/// Resolves a username to (id, display name), online users first (no database read).
+pub(crate) async fn resolve(ctx: &Ctx, username: &str) -> Result<(UserId, String), Refusal> {
+    if let Some(id) = ctx.hub.online_id(username) {
+        // The hub's key matched case-insensitively; the display form comes from the hub too.
+        if let Some(user) = ctx.hub.online_user(id) {
+            return Ok((id, user.username));
+        }
+    }
+    let user = ctx.store.user_by_name(username).await?.ok_or_else(|| {
+        Refusal::new(ErrorCode::NoSuchUser, format!("no user named `{username}`"))
+    })?;
+    Ok((user.id, user.username))
+}
+
 /// The session of a connection, or `not_authenticated`.
 pub fn session(state: &ConnState) -> Result<&Session, Refusal> {
     state
