@@ -112,6 +112,15 @@ struct PinVerifier {
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
+/// A verifier that accepts only the certificate with this lowercase hex SHA-256 (signatures checked).
+pub fn pinned_verifier(fingerprint: &str) -> Arc<dyn ServerCertVerifier> {
+    Arc::new(PinVerifier {
+        expected: Some(fingerprint.to_owned()),
+        seen: Arc::default(),
+        provider: Arc::new(rustls::crypto::ring::default_provider()),
+    })
+}
+
 impl ServerCertVerifier for PinVerifier {
     fn verify_server_cert(
         &self,
