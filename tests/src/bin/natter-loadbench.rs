@@ -44,7 +44,7 @@ use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
 
-use client::{now_ns, ClientHandle, Dial, Login, Mode, Out, Shared};
+use client::{now_ns, ClientHandle, Dial, Mode, Out, Shared};
 use sys::{ChildProc, CpuMark, CpuUse, Mem};
 
 /// No login attempt starts after the ramp has taken this long.
@@ -643,26 +643,7 @@ async fn run_phase(
     eprintln!("[{name}] connecting {} clients...", cfg.clients);
     let ramp_cpu = CpuMark::now(proc.pid);
     let dial = Dial::plain(proc.addr);
-    let ramp = ramp::run(
-        name,
-        cfg.clients as u32,
-        cfg.connect_concurrency,
-        cfg.login_attempts,
-        RAMP_LIMIT,
-        |i, attempt| {
-            // A real client retries a failed login with a fresh connection; a failed
-            // guest_login may hold the first name for the grace period, so a retry uses another.
-            client::connect(
-                shared.clone(),
-                &dial,
-                i,
-                Login::Guest {
-                    name: stats::username(i, attempt),
-                },
-            )
-        },
-    )
-    .await;
+    let ramp = ramp::guest_logins(name, &shared, cfg.clients, cfg, |_| &dial).await;
     result.ramp_secs = ramp.secs;
     result.ramp_cpu = ramp_cpu.usage();
     result.failed_attempts = ramp.failed_attempts;

@@ -15,7 +15,6 @@ use anyhow::{Context, Result};
 
 use crate::client::{self, ClientHandle, Dial, Login, Mode, Out, Shared};
 use crate::report::fmt_rate;
-use crate::stats::username;
 use crate::{ramp, spawn_natter, Config, RAMP_LIMIT};
 
 /// The one step of this run (index 1; 0 is unused).
@@ -33,24 +32,7 @@ pub async fn run(cfg: &Config, dir: &Path) -> Result<String> {
     let dial = Dial::plain(server.addr);
     let shared = Arc::new(Shared::new(Mode::Natter, n, 2, STEP).with_ledger());
     eprintln!("[crash] natter-server pid {}; {n} clients", server.pid);
-    let logged = ramp::run(
-        "crash",
-        n as u32,
-        cfg.connect_concurrency,
-        cfg.login_attempts,
-        RAMP_LIMIT,
-        |i, attempt| {
-            client::connect(
-                shared.clone(),
-                &dial,
-                i,
-                Login::Guest {
-                    name: username(i, attempt),
-                },
-            )
-        },
-    )
-    .await;
+    let logged = ramp::guest_logins("crash", &shared, n, cfg, |_| &dial).await;
     let clients: Vec<ClientHandle> = logged.done.into_iter().map(|(_, c)| c).collect();
     if clients.len() < 2 {
         anyhow::bail!("only {} clients logged in", clients.len());

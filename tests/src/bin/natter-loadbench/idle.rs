@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use crate::client::{self, Dial, Login, Mode, Shared};
+use crate::client::{Dial, Mode, Shared};
 use crate::report::{fmt_kib, fmt_pct, fmt_rate};
-use crate::stats::username;
 use crate::sys::{self, CpuMark};
-use crate::{ramp, spawn_natter, Config, RAMP_LIMIT, SETTLE};
+use crate::{ramp, spawn_natter, Config, SETTLE};
 
 /// Ephemeral ports one source address may use (leaving room for everything else).
 fn ports_per_address() -> usize {
@@ -67,23 +66,9 @@ pub async fn run(cfg: &Config, dir: &Path) -> Result<String> {
         })
         .collect();
     let cpu = CpuMark::now(server.pid);
-    let logged = ramp::run(
-        "idle",
-        n as u32,
-        cfg.connect_concurrency,
-        cfg.login_attempts,
-        RAMP_LIMIT,
-        |i, attempt| {
-            client::connect(
-                shared.clone(),
-                &dials[i as usize / per_address],
-                i,
-                Login::Guest {
-                    name: username(i, attempt),
-                },
-            )
-        },
-    )
+    let logged = ramp::guest_logins("idle", &shared, n, cfg, |i| {
+        &dials[i as usize / per_address]
+    })
     .await;
     let ramp_cpu = cpu.usage();
     eprintln!("[idle] {}", logged.summary("logged in"));

@@ -12,11 +12,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::client::{self, Dial, Login, Mode, Shared};
+use crate::client::{self, Dial, Mode, Shared};
 use crate::report::{fmt_pct, fmt_rate};
-use crate::stats::username;
 use crate::sys::CpuMark;
-use crate::{ramp, spawn_natter, Config, RAMP_LIMIT};
+use crate::{ramp, spawn_natter, Config};
 
 /// Without version 2 batching every login is one push to everyone online (N²/2 pushes): the
 /// run is cut to this many sessions then.
@@ -45,24 +44,7 @@ pub async fn run(cfg: &Config, dir: &Path) -> Result<String> {
         server.pid
     );
     let cpu = CpuMark::now(server.pid);
-    let logged = ramp::run(
-        "presence",
-        n as u32,
-        cfg.connect_concurrency,
-        cfg.login_attempts,
-        RAMP_LIMIT,
-        |i, attempt| {
-            client::connect(
-                shared.clone(),
-                &dial,
-                i,
-                Login::Guest {
-                    name: username(i, attempt),
-                },
-            )
-        },
-    )
-    .await;
+    let logged = ramp::guest_logins("presence", &shared, n, cfg, |_| &dial).await;
     let ramp_cpu = cpu.usage();
     eprintln!("[presence] {}", logged.summary("logged in"));
     let logged_line = logged.summary("sessions");

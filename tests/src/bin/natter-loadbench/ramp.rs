@@ -4,10 +4,15 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use futures::StreamExt;
+
+use crate::client::{self, ClientHandle, Dial, Login, Shared};
+use crate::stats::username;
+use crate::{Config, RAMP_LIMIT};
 
 /// One handshake (connect + hello + login, or a registration) must finish within this.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -100,6 +105,36 @@ where
     ramp.reasons = reasons.into_iter().collect();
     ramp.reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
     ramp
+}
+
+/// Logs in clients `0..count` as guests, client `i` dialling `dial(i)`, with the configured
+/// concurrency and attempts. A real client retries a failed login with a fresh connection; a
+/// failed `guest_login` may hold the first name for the grace period, so a retry uses another.
+pub async fn guest_logins<'d>(
+    label: &str,
+    shared: &Arc<Shared>,
+    count: usize,
+    cfg: &Config,
+    dial: impl Fn(u32) -> &'d Dial,
+) -> Ramp<ClientHandle> {
+    run(
+        label,
+        count as u32,
+        cfg.connect_concurrency,
+        cfg.login_attempts,
+        RAMP_LIMIT,
+        |i, attempt| {
+            client::connect(
+                shared.clone(),
+                dial(i),
+                i,
+                Login::Guest {
+                    name: username(i, attempt),
+                },
+            )
+        },
+    )
+    .await
 }
 
 impl<T> Ramp<T> {
