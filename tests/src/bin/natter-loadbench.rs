@@ -20,6 +20,8 @@ mod crash;
 mod echo;
 #[path = "natter-loadbench/idle.rs"]
 mod idle;
+#[path = "natter-loadbench/natter_child.rs"]
+mod natter_child;
 #[path = "natter-loadbench/presence.rs"]
 mod presence;
 #[path = "natter-loadbench/ramp.rs"]
@@ -45,6 +47,7 @@ use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
 
 use client::{now_ns, ClientHandle, Dial, Mode, Out, Shared};
+use natter_child::{spawn_natter, stop_natter};
 use sys::{ChildProc, CpuMark, CpuUse, Mem};
 
 /// No login attempt starts after the ramp has taken this long.
@@ -552,50 +555,6 @@ async fn run_steps(cfg: &Config, dir: &Path) -> Result<(PhaseResult, Option<Phas
     Ok((natter, echo))
 }
 
-/// Starts natter-server on 127.0.0.1 with `<dir>/<tag>-data` as its data directory (kept if it
-/// exists, for restarts), `--no-rate-limits`, room for `sessions` connections, and `extra`
-/// flags (ports, TLS). Waits for its ready file.
-pub fn spawn_natter(
-    cfg: &Config,
-    dir: &Path,
-    tag: &str,
-    extra: &[&str],
-    sessions: usize,
-) -> Result<ChildProc> {
-    let data_dir = dir.join(format!("{tag}-data"));
-    std::fs::create_dir_all(&data_dir)?;
-    let ready = dir.join(format!("{tag}-ready.json"));
-    let _ = std::fs::remove_file(&ready);
-    let mut cmd = Command::new(&cfg.server_bin);
-    cmd.arg("--data-dir")
-        .arg(&data_dir)
-        .args(["--bind", "127.0.0.1"])
-        .arg("--ready-file")
-        .arg(&ready)
-        .arg("--no-rate-limits")
-        .args([
-            "--max-connections",
-            &(sessions + 1000).max(20_000).to_string(),
-        ]);
-    if !extra.contains(&"--port") {
-        cmd.args(["--port", "0"]);
-    }
-    cmd.args(extra);
-    cmd.env("NO_COLOR", "1");
-    if std::env::var_os("RUST_LOG").is_none() {
-        cmd.env("RUST_LOG", &cfg.server_log);
-    }
-    // Each restart gets a log of its own.
-    let mut log = dir.join(format!("{tag}-server.log"));
-    for n in 2.. {
-        if !log.exists() {
-            break;
-        }
-        log = dir.join(format!("{tag}-server.{n}.log"));
-    }
-    ChildProc::spawn("natter-server", cmd, &ready, log, Duration::from_secs(60))
-}
-
 /// Connects the clients, measures idle memory, runs the steps, then stops the server.
 async fn run_phase(
     mode: Mode,
@@ -812,13 +771,8 @@ async fn run_phase(
     }
 
     result.mem_end = sys::mem(proc.pid);
-    shared.closing.store(true, Relaxed);
-    result.stop_note = proc.stop(Duration::from_secs(30));
+    result.stop_note = stop_natter(proc, &shared, Duration::from_secs(30), &clients);
     eprintln!("[{name}] stopped: {}", result.stop_note);
-    // The server is gone; let go of the sockets.
-    for c in &clients {
-        c.abort();
-    }
     drop(clients);
     result.errors = shared.errors.load(Relaxed);
     result.error_samples = shared.error_samples.lock().expect("samples").clone();

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::client::{self, ClientHandle, Dial, Login, Mode, Out, Shared};
+use crate::natter_child::{spawn_natter, stop_natter};
 use crate::report::fmt_rate;
-use crate::{ramp, spawn_natter, Config, RAMP_LIMIT};
+use crate::{ramp, Config, RAMP_LIMIT};
 
 /// The one step of this run (index 1; 0 is unused).
 const STEP: usize = 1;
@@ -161,11 +162,7 @@ pub async fn run(cfg: &Config, dir: &Path) -> Result<String> {
         .count();
     let dup_accepts = ledger.accepted_duplicates;
     drop(ledger);
-    shared.closing.store(true, Relaxed);
-    let stop = server.stop(Duration::from_secs(30));
-    for c in &clients {
-        c.abort();
-    }
+    let stop = stop_natter(&mut server, &shared, Duration::from_secs(30), &clients);
     let _ = killed_at;
 
     let mut o = String::new();
@@ -206,15 +203,8 @@ pub async fn run(cfg: &Config, dir: &Path) -> Result<String> {
     let _ = writeln!(o, "| delivered but never accepted (the sender's reply died with the server, and no resend matched) | {unknown} |");
     let _ = writeln!(
         o,
-        "\nErrors seen by clients after the restart: {}{}; server stop: {stop}.\n",
-        shared.errors.load(Relaxed),
-        shared
-            .error_samples
-            .lock()
-            .expect("samples")
-            .first()
-            .map(|e| format!(" (first: `{e}`)"))
-            .unwrap_or_default(),
+        "\nErrors seen by clients after the restart: {}; server stop: {stop}.\n",
+        shared.errors_seen()
     );
     Ok(o)
 }

@@ -13,9 +13,10 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use crate::client::{Dial, Mode, Shared};
+use crate::natter_child::{errors_and_stop, spawn_natter, stop_natter};
 use crate::report::{fmt_kib, fmt_pct, fmt_rate};
 use crate::sys::{self, CpuMark};
-use crate::{ramp, spawn_natter, Config, SETTLE};
+use crate::{ramp, Config, SETTLE};
 
 /// Ephemeral ports one source address may use (leaving room for everything else).
 fn ports_per_address() -> usize {
@@ -132,23 +133,8 @@ pub async fn run(cfg: &Config, dir: &Path) -> Result<String> {
         pss
     );
     let _ = writeln!(o, "| server threads | {} |", idle.threads);
-    shared.closing.store(true, Relaxed);
-    let stop = server.stop(Duration::from_secs(60));
-    for (_, c) in &logged.done {
-        c.abort();
-    }
-    let _ = writeln!(
-        o,
-        "\nErrors seen by clients: {}{}; connections dropped: {}; server stop: {stop}.\n",
-        shared.errors.load(Relaxed),
-        shared
-            .error_samples
-            .lock()
-            .expect("samples")
-            .first()
-            .map(|e| format!(" (first: `{e}`)"))
-            .unwrap_or_default(),
-        shared.disconnects.load(Relaxed)
-    );
+    let clients = logged.done.iter().map(|(_, c)| c);
+    let stop = stop_natter(&mut server, &shared, Duration::from_secs(60), clients);
+    let _ = writeln!(o, "\n{}\n", errors_and_stop(&shared, &stop));
     Ok(o)
 }

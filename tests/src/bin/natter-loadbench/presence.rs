@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::client::{self, Dial, Mode, Shared};
+use crate::natter_child::{errors_and_stop, spawn_natter, stop_natter};
 use crate::report::{fmt_pct, fmt_rate};
 use crate::sys::CpuMark;
-use crate::{ramp, spawn_natter, Config};
+use crate::{ramp, Config};
 
 /// Without version 2 batching every login is one push to everyone online (N²/2 pushes): the
 /// run is cut to this many sessions then.
@@ -124,25 +125,12 @@ pub async fn run(cfg: &Config, dir: &Path) -> Result<String> {
             fmt_rate((shared.presence_entries.load(Relaxed) - entries0) as f64),
         );
     }
-    shared.closing.store(true, Relaxed);
-    let stop = server.stop(Duration::from_secs(30));
-    for c in &clients {
-        c.abort();
-    }
+    let stop = stop_natter(&mut server, &shared, Duration::from_secs(30), &clients);
     let _ = writeln!(
         o,
-        "\nNames in presence data that are not bench clients: {}. Errors seen by clients: {}{}; \
-         connections dropped: {}; server stop: {stop}.\n",
+        "\nNames in presence data that are not bench clients: {}. {}\n",
         book.foreign.load(Relaxed),
-        shared.errors.load(Relaxed),
-        shared
-            .error_samples
-            .lock()
-            .expect("samples")
-            .first()
-            .map(|e| format!(" (first: `{e}`)"))
-            .unwrap_or_default(),
-        shared.disconnects.load(Relaxed)
+        errors_and_stop(&shared, &stop)
     );
     Ok(o)
 }

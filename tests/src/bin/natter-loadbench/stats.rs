@@ -355,6 +355,20 @@ impl Shared {
         }
     }
 
+    /// The error count, with the first one seen: "N (first: `…`)".
+    pub fn errors_seen(&self) -> String {
+        format!(
+            "{}{}",
+            self.errors.load(Relaxed),
+            self.error_samples
+                .lock()
+                .expect("samples")
+                .first()
+                .map(|e| format!(" (first: `{e}`)"))
+                .unwrap_or_default()
+        )
+    }
+
     /// The name client `idx` logged in with.
     pub fn name(&self, idx: u32) -> String {
         match self.names.get(idx as usize).and_then(OnceLock::get) {

@@ -11,9 +11,10 @@ use anyhow::{Context, Result};
 use natter_core::transport::pinned_verifier;
 
 use crate::client::{self, Dial, Login, Mode, Shared};
+use crate::natter_child::{errors_and_stop, spawn_natter, stop_natter};
 use crate::report::{fmt_lat, fmt_pct, fmt_rate};
 use crate::sys::CpuMark;
-use crate::{ramp, spawn_natter, Config, RAMP_LIMIT};
+use crate::{ramp, Config, RAMP_LIMIT};
 
 /// The password of every bench account.
 const PASSWORD: &str = "loadbench-password";
@@ -172,23 +173,7 @@ pub async fn run(cfg: &Config, dir: &Path) -> Result<String> {
             server.alive()
         );
     }
-    shared.closing.store(true, Relaxed);
-    let stop = server.stop(Duration::from_secs(30));
-    for c in &clients {
-        c.abort();
-    }
-    let _ = writeln!(
-        o,
-        "\nErrors seen by clients: {}{}; connections dropped: {}; server stop: {stop}.\n",
-        shared.errors.load(Relaxed),
-        shared
-            .error_samples
-            .lock()
-            .expect("samples")
-            .first()
-            .map(|e| format!(" (first: `{e}`)"))
-            .unwrap_or_default(),
-        shared.disconnects.load(Relaxed)
-    );
+    let stop = stop_natter(&mut server, &shared, Duration::from_secs(30), &clients);
+    let _ = writeln!(o, "\n{}\n", errors_and_stop(&shared, &stop));
     Ok(o)
 }
