@@ -182,7 +182,9 @@ async fn run_request<S: AsyncRead + AsyncWrite + Unpin>(
     message: ClientMessage,
     binary: Option<Bytes>,
 ) -> Result<Option<Exit>, FrameError> {
-    let outcome = handlers::dispatch(ctx, state, message, binary).await;
+    // Boxed: the state of the largest handler (a login with its Argon2 hand-off, a file chunk)
+    // would otherwise live inline in every connection's task for its whole life, idle or not.
+    let outcome = Box::pin(handlers::dispatch(ctx, state, message, binary)).await;
     if let Some(d) = outcome.deferred {
         later.ordered.push_back(d);
     }
