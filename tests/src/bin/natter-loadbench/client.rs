@@ -203,6 +203,9 @@ async fn write_msg(wr: &mut Wr, msg: &ClientMessage) -> Result<()> {
     let mut buf = BytesMut::new();
     put(&mut buf, msg);
     wr.write_all(&buf).await?;
+    // Over TLS, `write_all` may leave records inside rustls when the socket would block; only
+    // `flush` is sure to send them (for plain TCP it costs nothing).
+    wr.flush().await?;
     Ok(())
 }
 
@@ -551,7 +554,11 @@ async fn writer(
                 next = rx.try_recv().ok();
             }
         }
-        if let Err(e) = wr.write_all(&buf).await {
+        let written = match wr.write_all(&buf).await {
+            Ok(()) => wr.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             shared.note_disconnect(idx, format!("write failed: {e}"));
             return;
         }
