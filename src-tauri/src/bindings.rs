@@ -5,12 +5,13 @@
 
 use natter_core::calls::{CallInfo, CallPhase};
 use natter_core::{
-    AudioDevices, ConnectionState, Direction, FriendList, HistoryWindow, LocalMessage, LoginInfo,
-    MessageState, Registration, SearchHit, TransferInfo, TransferState,
+    AudioDevices, ConnectionState, Direction, FailedMessage, FriendList, HistoryWindow,
+    LocalMessage, LoginInfo, MessageState, Registration, SearchHit, SentMessage, TransferInfo,
+    TransferState,
 };
 use natter_proto::{
-    CallEndReason, ErrorCode, FileKind, Friend, FriendRequestInfo, MessageBody, OnlineUser,
-    Profile, Target,
+    CallEndReason, ErrorCode, FileKind, Friend, FriendAnswer, FriendRequestInfo, MessageBody,
+    OnlineUser, Profile, Target,
 };
 use ts_rs::TS;
 
@@ -215,6 +216,7 @@ pub fn typescript() -> String {
         decl::<Profile>(),
         decl::<OnlineUser>(),
         decl::<Friend>(),
+        decl::<FriendAnswer>(),
         decl::<FriendRequestInfo>(),
         decl::<ConnectionState>(),
         decl::<MessageState>(),
@@ -236,6 +238,8 @@ pub fn typescript() -> String {
         decl::<UsernameCheck>(),
         decl::<Registration>(),
         decl::<LoginInfo>(),
+        decl::<SentMessage>(),
+        decl::<FailedMessage>(),
         decl::<FriendList>(),
         decl::<ProfileEdit>(),
         decl::<HistoryWindow>(),

@@ -2,8 +2,10 @@
 //! into `ui/src/bindings.ts` (see `bindings.rs`); the UI never writes them by hand.
 
 use natter_core::calls::CallInfo;
-use natter_core::{ClientError, ConnectionState, LocalMessage, LoginInfo, TransferInfo};
-use natter_proto::{ErrorCode, Friend, FriendRequestInfo, OnlineUser, Target};
+use natter_core::{
+    ClientError, ConnectionState, FailedMessage, LocalMessage, LoginInfo, SentMessage, TransferInfo,
+};
+use natter_proto::{ErrorCode, FriendAnswer, FriendRequestInfo, OnlineUser, Target};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -195,25 +197,9 @@ pub enum AppEvent {
         message: LocalMessage,
     },
     /// The server stored one of our messages.
-    Sent {
-        /// Our id of it.
-        client_msg_id: String,
-        /// Server id.
-        #[ts(type = "number")]
-        msg_id: i64,
-        /// Server time.
-        #[ts(type = "number")]
-        ts: i64,
-    },
+    Sent(SentMessage),
     /// The server refused one of our messages.
-    Failed {
-        /// Our id of it.
-        client_msg_id: String,
-        /// Why (wire code).
-        code: ErrorCode,
-        /// Server's text.
-        message: String,
-    },
+    Failed(FailedMessage),
     /// The recipient's device has one of our messages.
     Delivered {
         /// Our id of it.
@@ -238,14 +224,7 @@ pub enum AppEvent {
         request: FriendRequestInfo,
     },
     /// A request of ours was answered.
-    FriendResponse {
-        /// Who answered.
-        username: String,
-        /// Accepted or not.
-        accepted: bool,
-        /// The new friend when accepted.
-        friend: Option<Friend>,
-    },
+    FriendResponse(FriendAnswer),
     /// A friend removed us.
     FriendRemoved {
         /// Who.
@@ -293,24 +272,8 @@ impl From<natter_core::Event> for AppEvent {
             E::Connection(state) => AppEvent::Connection { state },
             E::LoggedIn(session) => AppEvent::LoggedIn { session },
             E::Message(message) => AppEvent::Message { message },
-            E::Sent {
-                client_msg_id,
-                msg_id,
-                ts,
-            } => AppEvent::Sent {
-                client_msg_id,
-                msg_id,
-                ts,
-            },
-            E::Failed {
-                client_msg_id,
-                code,
-                message,
-            } => AppEvent::Failed {
-                client_msg_id,
-                code,
-                message,
-            },
+            E::Sent(sent) => AppEvent::Sent(sent),
+            E::Failed(failed) => AppEvent::Failed(failed),
             // The UI knows the recipient from the message it already holds.
             E::Delivered {
                 client_msg_id,
@@ -323,15 +286,7 @@ impl From<natter_core::Event> for AppEvent {
             E::UserOnline(user) => AppEvent::UserOnline { user },
             E::UserOffline { username } => AppEvent::UserOffline { username },
             E::FriendRequest(request) => AppEvent::FriendRequest { request },
-            E::FriendResponse {
-                username,
-                accepted,
-                friend,
-            } => AppEvent::FriendResponse {
-                username,
-                accepted,
-                friend,
-            },
+            E::FriendResponse(answer) => AppEvent::FriendResponse(answer),
             E::FriendRemoved { username } => AppEvent::FriendRemoved { username },
             E::Kicked { reason } => AppEvent::Kicked { reason },
             E::SessionLost(e) => AppEvent::SessionLost { error: e.into() },

@@ -24,7 +24,7 @@ async fn alice_messages_bob_and_watches_it_go_from_sending_to_sent_to_delivered(
     let sent_at = alice
         .log()
         .iter()
-        .position(|e| matches!(e, Event::Sent { client_msg_id, .. } if *client_msg_id == queued.client_msg_id));
+        .position(|e| matches!(e, Event::Sent(s) if s.client_msg_id == queued.client_msg_id));
     let delivered_at = alice
         .log()
         .iter()
@@ -265,8 +265,7 @@ async fn a_retry_after_the_recipient_registers_delivers_the_failed_message() -> 
     let early = alice.send_text(user("newcomer"), "welcome aboard").await?;
     alice
         .wait_for("failed", |e| {
-            matches!(e, Event::Failed { client_msg_id, .. } if *client_msg_id == early.client_msg_id)
-                .then_some(())
+            matches!(e, Event::Failed(f) if f.client_msg_id == early.client_msg_id).then_some(())
         })
         .await?;
 

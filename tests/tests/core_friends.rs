@@ -5,6 +5,7 @@ use anyhow::{ensure, Result};
 use natter_core::{ConnectionState, Event};
 use natter_e2e::harness::core::*;
 use natter_e2e::*;
+use natter_proto::FriendAnswer;
 
 async fn expect_friend_request(device: &mut Device, from: &str) -> Result<String> {
     device
@@ -21,11 +22,11 @@ async fn expect_friend_response(
 ) -> Result<(bool, Option<natter_proto::Friend>)> {
     device
         .wait_for(&format!("friend response from {from}"), |e| match e {
-            Event::FriendResponse {
+            Event::FriendResponse(FriendAnswer {
                 username,
                 accepted,
                 friend,
-            } if username.eq_ignore_ascii_case(from) => Some((*accepted, friend.clone())),
+            }) if username.eq_ignore_ascii_case(from) => Some((*accepted, friend.clone())),
             _ => None,
         })
         .await

@@ -192,7 +192,7 @@ async fn a_quiet_ack_gets_no_reply_and_still_sends_the_receipt() -> Result<()> {
     // Bob may ack faster than alice's own reply reaches her, so the receipt and
     // `message_accepted` come in either order (PROTOCOL §5.5 rule 5); each comes once.
     let mut seen: HashMap<&str, usize> = HashMap::new();
-    while seen.get("accepted").is_none() || seen.get("receipt").is_none() {
+    while !seen.contains_key("accepted") || !seen.contains_key("receipt") {
         match alice.socket.expect_message().await? {
             ServerMessage::MessageAccepted { .. } => *seen.entry("accepted").or_default() += 1,
             ServerMessage::Receipt { msg_id: id, to, .. } => {

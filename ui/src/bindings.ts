@@ -117,6 +117,20 @@ is_guest: boolean,
  */
 online: boolean, };
 
+export type FriendAnswer = { 
+/**
+ * Who answered.
+ */
+username: string, 
+/**
+ * Accepted or rejected.
+ */
+accepted: boolean, 
+/**
+ * The new friend, when accepted.
+ */
+friend: Friend | null, };
+
 export type FriendRequestInfo = { 
 /**
  * Who asked.
@@ -441,6 +455,34 @@ resumed: boolean,
  */
 offline: boolean, };
 
+export type SentMessage = { 
+/**
+ * Sender's id of the message.
+ */
+client_msg_id: string, 
+/**
+ * Server id.
+ */
+msg_id: number, 
+/**
+ * Server time.
+ */
+ts: number, };
+
+export type FailedMessage = { 
+/**
+ * Sender's id of the message.
+ */
+client_msg_id: string, 
+/**
+ * Why (wire code).
+ */
+code: ErrorCode, 
+/**
+ * Server's text.
+ */
+message: string, };
+
 export type FriendList = { 
 /**
  * Friends with presence.
@@ -505,31 +547,7 @@ session: Session, } | { "type": "message",
 /**
  * The message.
  */
-message: LocalMessage, } | { "type": "sent", 
-/**
- * Our id of it.
- */
-client_msg_id: string, 
-/**
- * Server id.
- */
-msg_id: number, 
-/**
- * Server time.
- */
-ts: number, } | { "type": "failed", 
-/**
- * Our id of it.
- */
-client_msg_id: string, 
-/**
- * Why (wire code).
- */
-code: ErrorCode, 
-/**
- * Server's text.
- */
-message: string, } | { "type": "delivered", 
+message: LocalMessage, } | { "type": "sent" } & SentMessage | { "type": "failed" } & FailedMessage | { "type": "delivered", 
 /**
  * Our id of it.
  */
@@ -549,19 +567,7 @@ username: string, } | { "type": "friend_request",
 /**
  * The request.
  */
-request: FriendRequestInfo, } | { "type": "friend_response", 
-/**
- * Who answered.
- */
-username: string, 
-/**
- * Accepted or not.
- */
-accepted: boolean, 
-/**
- * The new friend when accepted.
- */
-friend: Friend | null, } | { "type": "friend_removed", 
+request: FriendRequestInfo, } | { "type": "friend_response" } & FriendAnswer | { "type": "friend_removed", 
 /**
  * Who.
  */

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use natter_core::{Client, ConnectionState, Event};
+use natter_core::{Client, ConnectionState, Event, FailedMessage, SentMessage};
 use natter_proto::Target;
 use serde_json::json;
 
@@ -35,12 +35,12 @@ pub(crate) async fn send_and_wait(
             }
             event = events.recv() => match event {
                 Ok(e) => {
-                    let (Event::Sent { client_msg_id, .. } | Event::Failed { client_msg_id, .. }) = &e else {
+                    let (Event::Sent(SentMessage { client_msg_id, .. }) | Event::Failed(FailedMessage { client_msg_id, .. })) = &e else {
                         continue;
                     };
                     if *client_msg_id == queued.client_msg_id {
                         out.event(&e);
-                        if matches!(e, Event::Failed { .. }) {
+                        if matches!(e, Event::Failed(_)) {
                             bail!("the server refused the message");
                         }
                         return Ok(());

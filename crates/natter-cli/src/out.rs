@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use natter_core::{ConnectionState, Event, LocalMessage};
+use natter_core::{ConnectionState, Event, FailedMessage, LocalMessage, SentMessage};
 use natter_proto::Target;
 use serde_json::json;
 
@@ -37,7 +37,7 @@ impl Out {
                 };
                 format!("{place}{}{}: {}", m.from, if m.from_guest { " (guest)" } else { "" }, text_of(m))
             }),
-            Event::Sent { client_msg_id, msg_id, .. } => {
+            Event::Sent(SentMessage { client_msg_id, msg_id, .. }) => {
                 self.print(json!({"event": "sent", "client_msg_id": client_msg_id, "msg_id": msg_id}), || {
                     format!("-- sent #{msg_id}")
                 })
@@ -46,7 +46,7 @@ impl Out {
                 json!({"event": "delivered", "client_msg_id": client_msg_id, "msg_id": msg_id, "to": to}),
                 || format!("-- delivered #{msg_id} to {to}"),
             ),
-            Event::Failed { client_msg_id, code, message } => self.print(
+            Event::Failed(FailedMessage { client_msg_id, code, message }) => self.print(
                 json!({"event": "failed", "client_msg_id": client_msg_id, "code": code, "message": message}),
                 || format!("-- not sent: {message}"),
             ),
@@ -59,7 +59,7 @@ impl Out {
             Event::FriendRequest(r) => self.print(json!({"event": "friend_request", "from": r.from, "message": r.message}), || {
                 format!("-- {} asks to be friends: {}  (accept {0} / reject {0})", r.from, r.message)
             }),
-            Event::FriendResponse { username, accepted, .. } => self.print(
+            Event::FriendResponse(natter_proto::FriendAnswer { username, accepted, .. }) => self.print(
                 json!({"event": "friend_response", "username": username, "accepted": accepted}),
                 || format!("-- {username} {} your friend request", if *accepted { "accepted" } else { "declined" }),
             ),

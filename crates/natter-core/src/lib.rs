@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use natter_proto::{
-    validate, ChatMessage, ErrorCode, Friend, FriendRequestInfo, MsgId, OnlineUser, PresenceScope,
-    Profile,
+    validate, ChatMessage, ErrorCode, Friend, FriendAnswer, FriendRequestInfo, MsgId, OnlineUser,
+    PresenceScope, Profile,
 };
 
 pub use calls::{AudioFactory, CallInfo, CallPhase};
@@ -69,23 +69,9 @@ pub enum Event {
     /// A new message arrived and is stored (never emitted twice for one message).
     Message(LocalMessage),
     /// The server stored an outgoing message.
-    Sent {
-        /// Sender's id of the message.
-        client_msg_id: String,
-        /// Server id.
-        msg_id: MsgId,
-        /// Server time.
-        ts: i64,
-    },
+    Sent(SentMessage),
     /// The server refused an outgoing message for good.
-    Failed {
-        /// Sender's id of the message.
-        client_msg_id: String,
-        /// Why.
-        code: ErrorCode,
-        /// Server's text.
-        message: String,
-    },
+    Failed(FailedMessage),
     /// The recipient's device has an outgoing message. The server repeats a receipt until it is
     /// acked, so this can come more than once for one message; the store's state does not change.
     Delivered {
@@ -106,14 +92,7 @@ pub enum Event {
     /// A friend request arrived.
     FriendRequest(FriendRequestInfo),
     /// A request of ours was answered.
-    FriendResponse {
-        /// Who answered.
-        username: String,
-        /// Accepted or not.
-        accepted: bool,
-        /// The new friend, when accepted.
-        friend: Option<Friend>,
-    },
+    FriendResponse(FriendAnswer),
     /// A friend removed us.
     FriendRemoved {
         /// Who.
@@ -139,6 +118,32 @@ pub enum Event {
         /// Server's text.
         message: String,
     },
+}
+
+/// An outgoing message the server stored (`message_accepted`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct SentMessage {
+    /// Sender's id of the message.
+    pub client_msg_id: String,
+    /// Server id.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub msg_id: MsgId,
+    /// Server time.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub ts: i64,
+}
+
+/// An outgoing message the server refused for good; it stays in the store marked failed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct FailedMessage {
+    /// Sender's id of the message.
+    pub client_msg_id: String,
+    /// Why (wire code).
+    pub code: ErrorCode,
+    /// Server's text.
+    pub message: String,
 }
 
 /// What a login returns: the session as the UI starts it.

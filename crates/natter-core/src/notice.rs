@@ -2,7 +2,7 @@
 //! (window focus, the user's setting); which events deserve one and their text live here, so the
 //! policy is tested headless.
 
-use natter_proto::MessageBody;
+use natter_proto::{FriendAnswer, MessageBody};
 
 use crate::{Event, MessageState};
 
@@ -72,11 +72,11 @@ pub fn notice_for(event: &Event, lang: Lang) -> Option<Notice> {
             },
             body: r.message.clone(),
         }),
-        Event::FriendResponse {
+        Event::FriendResponse(FriendAnswer {
             username,
             accepted: true,
             ..
-        } => Some(Notice {
+        }) => Some(Notice {
             title: match lang {
                 Lang::En => format!("{username} accepted your friend request"),
                 Lang::ZhCn => format!("{username} 通过了你的好友请求"),

@@ -401,11 +401,11 @@ mod tests {
                 offline: vec!["a".into()],
             },
             FriendRequestReceived { request },
-            FriendResponse {
+            FriendResponse(FriendAnswer {
                 username: "b".into(),
                 accepted: true,
                 friend: Some(friend),
-            },
+            }),
             FriendRemoved {
                 username: "b".into(),
             },

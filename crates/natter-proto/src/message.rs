@@ -99,6 +99,18 @@ pub struct ChatMessage {
     pub body: MessageBody,
 }
 
+/// The other side's answer to a friend request this user sent (`friend_response`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct FriendAnswer {
+    /// Who answered.
+    pub username: String,
+    /// Accepted or rejected.
+    pub accepted: bool,
+    /// The new friend, when accepted.
+    pub friend: Option<Friend>,
+}
+
 /// A user's public profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -688,14 +700,7 @@ pub enum ServerMessage {
         request: FriendRequestInfo,
     },
     /// Push: the other side answered a friend request this user sent.
-    FriendResponse {
-        /// Who answered.
-        username: String,
-        /// Accepted or rejected.
-        accepted: bool,
-        /// The new friend, when accepted.
-        friend: Option<Friend>,
-    },
+    FriendResponse(FriendAnswer),
     /// Push: a friend removed this user.
     FriendRemoved {
         /// Former friend.
@@ -834,7 +839,7 @@ impl ServerMessage {
             | UserOffline { .. }
             | Presence { .. }
             | FriendRequestReceived { .. }
-            | FriendResponse { .. }
+            | FriendResponse(_)
             | FriendRemoved { .. }
             | Message { .. }
             | Receipt { .. }

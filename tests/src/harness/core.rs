@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use natter_core::{
-    Client, ClientConfig, ClientError, ConnectionState, Event, LocalMessage, LoginInfo,
-    MessageState, Registration, ServerAddr,
+    Client, ClientConfig, ClientError, ConnectionState, Event, FailedMessage, LocalMessage,
+    LoginInfo, MessageState, Registration, SentMessage, ServerAddr,
 };
-use natter_proto::{ErrorCode, MessageBody, MsgId, Target};
+use natter_proto::{ErrorCode, FriendAnswer, MessageBody, MsgId, Target};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::replies::password_for;
@@ -404,11 +404,11 @@ impl Device {
     /// the server's id and time.
     pub async fn expect_sent(&mut self, client_msg_id: &str) -> Result<(MsgId, i64)> {
         self.find_or_wait(&format!("sent {client_msg_id}"), |e| match e {
-            Event::Sent {
+            Event::Sent(SentMessage {
                 client_msg_id: c,
                 msg_id,
                 ts,
-            } if c == client_msg_id => Some((*msg_id, *ts)),
+            }) if c == client_msg_id => Some((*msg_id, *ts)),
             _ => None,
         })
         .await
@@ -431,11 +431,11 @@ impl Device {
     /// Waits for `Failed` of an outgoing message; returns the wire code it failed with.
     pub async fn expect_failed(&mut self, client_msg_id: &str) -> Result<ErrorCode> {
         self.wait_for(&format!("failed {client_msg_id}"), |e| match e {
-            Event::Failed {
+            Event::Failed(FailedMessage {
                 client_msg_id: c,
                 code,
                 ..
-            } if c == client_msg_id => Some(*code),
+            }) if c == client_msg_id => Some(*code),
             _ => None,
         })
         .await
@@ -591,11 +591,11 @@ pub async fn befriend_devices(a: &mut Device, b: &mut Device) -> Result<()> {
     b.friend_respond(&a.name, true).await?;
     let other = b.name.clone();
     a.wait_for(&format!("{other} accepting"), |e| match e {
-        Event::FriendResponse {
+        Event::FriendResponse(FriendAnswer {
             username,
             accepted: true,
             ..
-        } if username.eq_ignore_ascii_case(&other) => Some(()),
+        }) if username.eq_ignore_ascii_case(&other) => Some(()),
         _ => None,
     })
     .await

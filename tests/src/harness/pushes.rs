@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use natter_proto::{ChatMessage, Friend, FriendRequestInfo, MsgId, OnlineUser, ServerMessage};
+use natter_proto::{
+    ChatMessage, Friend, FriendAnswer, FriendRequestInfo, MsgId, OnlineUser, ServerMessage,
+};
 
 use super::client::{server_log_note, Event, TestClient, PUSH_TIMEOUT};
 use super::replies::{show, Receipt};
@@ -246,11 +248,11 @@ impl TestClient {
         username: &str,
     ) -> Result<(bool, Option<Friend>)> {
         self.expect_push_map(&format!("friend_response from {username}"), |m| match m {
-            ServerMessage::FriendResponse {
+            ServerMessage::FriendResponse(FriendAnswer {
                 username: who,
                 accepted,
                 friend,
-            } if who == username => Some((*accepted, friend.clone())),
+            }) if who == username => Some((*accepted, friend.clone())),
             _ => None,
         })
         .await

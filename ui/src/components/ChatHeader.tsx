@@ -33,15 +33,14 @@ function useDismiss(open: boolean, close: () => void) {
   return ref;
 }
 
-function OnlinePopover({
-  online,
-  friends,
-  me,
-}: {
+/** Who is online in the square, as the header's popover shows it. */
+interface SquarePresence {
   online: readonly OnlineUser[];
   friends: readonly Friend[];
   me: string;
-}) {
+}
+
+function OnlinePopover({ online, friends, me }: SquarePresence) {
   const { t } = useI18n();
   const [open, setOpen] = useState(false);
   const [adding, setAdding] = useState<string | null>(null);
@@ -176,15 +175,7 @@ function FriendMenu({ friend }: { friend: Friend }) {
   );
 }
 
-export function SquareHeader({
-  online,
-  friends,
-  me,
-}: {
-  online: readonly OnlineUser[];
-  friends: readonly Friend[];
-  me: string;
-}) {
+export function SquareHeader({ online, friends, me }: SquarePresence) {
   const { t } = useI18n();
   return (
     <header className="chat-header">

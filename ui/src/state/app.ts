@@ -351,6 +351,20 @@ export function showToast(text: string): void {
 }
 
 /** Every engine event comes through here. */
+/** Leaves the main screen for the login form, keeping a password user's name filled in. */
+function backToLogin(loginError: string | null, notice?: Notice): void {
+  const me = useApp.getState().social?.me;
+  resetChat('');
+  resetCalls();
+  useApp.setState({
+    phase: 'login',
+    social: null,
+    loginUsername: me && !me.is_guest ? me.username : '',
+    loginError,
+    ...(notice ? { notice } : {}),
+  });
+}
+
 export function handleEvent(e: AppEvent): void {
   const state = useApp.getState();
   switch (e.type) {
@@ -384,16 +398,7 @@ export function handleEvent(e: AppEvent): void {
     case 'kicked': {
       if (state.phase !== 'main') return;
       if (e.reason === 'logged_in_elsewhere') {
-        const me = state.social?.me;
-        resetChat('');
-        resetCalls();
-        useApp.setState({
-          phase: 'login',
-          social: null,
-          loginUsername: me && !me.is_guest ? me.username : '',
-          loginError: null,
-          notice: { title: t('kicked.title'), text: t('kicked.loggedInElsewhere') },
-        });
+        backToLogin(null, { title: t('kicked.title'), text: t('kicked.loggedInElsewhere') });
       } else {
         showToast(t('kicked.other', { reason: e.reason }));
       }
@@ -401,16 +406,7 @@ export function handleEvent(e: AppEvent): void {
     }
     case 'session_lost': {
       if (state.phase !== 'main') return;
-      const me = state.social?.me;
-      const text = t('session.lost', { error: errorText(e.error, t) });
-      resetChat('');
-      resetCalls();
-      useApp.setState({
-        phase: 'login',
-        social: null,
-        loginUsername: me && !me.is_guest ? me.username : '',
-        loginError: text,
-      });
+      backToLogin(t('session.lost', { error: errorText(e.error, t) }));
       return;
     }
     case 'transfer': {

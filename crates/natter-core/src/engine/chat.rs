@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::{request_id, Engine, Pending};
 use crate::store::{LocalMessage, MessageState};
-use crate::Event;
+use crate::{Event, FailedMessage, SentMessage};
 
 /// The longest wait a server's `retry_after_ms` can impose on the outbox.
 const MAX_RETRY_AFTER_MS: u64 = 30_000;
@@ -109,21 +109,21 @@ impl Engine {
                 if let Err(e) = store.mark_sent(client_msg_id, msg_id, ts).await {
                     tracing::error!(error = %e, "cannot record a sent message");
                 }
-                self.emit(Event::Sent {
+                self.emit(Event::Sent(SentMessage {
                     client_msg_id: client_msg_id.to_owned(),
                     msg_id,
                     ts,
-                });
+                }));
             }
             ServerMessage::Error { code, message, .. } if is_permanent(code) => {
                 if let Err(e) = store.mark_failed(client_msg_id, &message).await {
                     tracing::error!(error = %e, "cannot record a failed message");
                 }
-                self.emit(Event::Failed {
+                self.emit(Event::Failed(FailedMessage {
                     client_msg_id: client_msg_id.to_owned(),
                     code,
                     message,
-                });
+                }));
             }
             // Transient (rate limit, overload, server trouble): it stays in the outbox for the
             // next flush, not before the server's `retry_after_ms` (PROTOCOL.md §5.5 rule 8).

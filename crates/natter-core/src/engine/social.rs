@@ -30,15 +30,7 @@ pub(super) fn event_for(push: ServerMessage) -> Option<Event> {
         ServerMessage::UserOnline { user } => Event::UserOnline(user),
         ServerMessage::UserOffline { username } => Event::UserOffline { username },
         ServerMessage::FriendRequestReceived { request } => Event::FriendRequest(request),
-        ServerMessage::FriendResponse {
-            username,
-            accepted,
-            friend,
-        } => Event::FriendResponse {
-            username,
-            accepted,
-            friend,
-        },
+        ServerMessage::FriendResponse(answer) => Event::FriendResponse(answer),
         ServerMessage::FriendRemoved { username } => Event::FriendRemoved { username },
         ServerMessage::Error {
             id: None,

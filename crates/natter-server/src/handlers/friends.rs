@@ -3,7 +3,7 @@
 //! its user offline is queued as a notice for their next login; pending requests themselves are
 //! state, listed in every `login_ok`.
 
-use natter_proto::{validate, ErrorCode, Friend, FriendRequestInfo, ServerMessage};
+use natter_proto::{validate, ErrorCode, Friend, FriendAnswer, FriendRequestInfo, ServerMessage};
 
 use super::{session, ConnState, Handled, Outcome, Refusal};
 use crate::store::{FriendRecord, UserId, UserRecord};
@@ -79,20 +79,20 @@ pub async fn request(ctx: &Ctx, state: &ConnState, id: &str, to: &str, note: &st
         notify(
             ctx,
             them.id,
-            &ServerMessage::FriendResponse {
+            &ServerMessage::FriendResponse(FriendAnswer {
                 username: me.username.clone(),
                 accepted: true,
                 friend: Some(as_friend(ctx, &me)),
-            },
+            }),
         )
         .await?;
         ctx.hub.push_to(
             me_id,
-            &ServerMessage::FriendResponse {
+            &ServerMessage::FriendResponse(FriendAnswer {
                 username: them.username.clone(),
                 accepted: true,
                 friend: Some(as_friend(ctx, &them)),
-            },
+            }),
         );
         return Ok(Outcome::ok(id));
     }
@@ -144,11 +144,11 @@ pub async fn respond(ctx: &Ctx, state: &ConnState, id: &str, from: &str, accept:
     notify(
         ctx,
         them.id,
-        &ServerMessage::FriendResponse {
+        &ServerMessage::FriendResponse(FriendAnswer {
             username: me.username.clone(),
             accepted: accept,
             friend: accept.then(|| as_friend(ctx, &me)),
-        },
+        }),
     )
     .await?;
     Ok(Outcome::ok(id))
