@@ -182,6 +182,7 @@ pub async fn run(
         ));
     }
     tasks.spawn(housekeeping(ctx.clone(), cancel.clone()));
+    tasks.spawn(ctx.writer.clone().watch_runtime(cancel.clone()));
     tasks.spawn(presence_batches(
         hub.clone(),
         config.presence_interval,

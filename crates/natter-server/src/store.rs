@@ -31,6 +31,9 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A storage thread could not be started.
+    #[error("cannot start a storage thread: {0}")]
+    Thread(#[from] std::io::Error),
     /// The username is taken (unique key conflict).
     #[error("username is taken")]
     UsernameTaken,

@@ -102,6 +102,8 @@ pub enum Out {
     Ack(Vec<i64>),
     /// Liveness probe.
     Heartbeat,
+    /// A `slow_down` came: hold every send until then (PROTOCOL.md §5.5 rule 8).
+    Pause(tokio::time::Instant),
 }
 
 /// A connected, logged-in client.
@@ -479,17 +481,35 @@ async fn writer(
     let mut buf = BytesMut::with_capacity(512);
     let mut seq: u64 = 0;
     let quiet_acks = shared.version() >= 2;
+    // Sends held back while a `slow_down` wait lasts, as natter-core's outbox holds them.
+    let mut paused_until: Option<tokio::time::Instant> = None;
+    let mut held: std::collections::VecDeque<Out> = std::collections::VecDeque::new();
     loop {
-        let first = match tokio::time::timeout(heartbeat, rx.recv()).await {
-            Ok(Some(out)) => out,
-            Ok(None) => break,
-            Err(_) => Out::Heartbeat,
+        let now = tokio::time::Instant::now();
+        if paused_until.is_some_and(|t| now >= t) {
+            paused_until = None;
+        }
+        let first = match held.pop_front().filter(|_| paused_until.is_none()) {
+            Some(out) => out,
+            None => {
+                let wait = paused_until.map_or(heartbeat, |t| (t - now).min(heartbeat));
+                match tokio::time::timeout(wait, rx.recv()).await {
+                    Ok(Some(out)) => out,
+                    Ok(None) => break,
+                    Err(_) if paused_until.is_some() => continue,
+                    Err(_) => Out::Heartbeat,
+                }
+            }
         };
         let mut next = Some(first);
         let mut coalesced = 0;
         while let Some(out) = next.take() {
             seq += 1;
             match out {
+                Out::Pause(until) => {
+                    paused_until = Some(paused_until.map_or(until, |t| t.max(until)));
+                }
+                held_back @ Out::Send { .. } if paused_until.is_some() => held.push_back(held_back),
                 Out::Send {
                     to,
                     ts,
@@ -554,6 +574,9 @@ async fn writer(
                 next = rx.try_recv().ok();
             }
         }
+        if buf.is_empty() {
+            continue;
+        }
         let written = match wr.write_all(&buf).await {
             Ok(()) => wr.flush().await,
             Err(e) => Err(e),
@@ -613,9 +636,14 @@ async fn reader(
             let was_empty = pending.is_empty();
             let due_before = retries.next_due();
             match shared.mode {
-                Mode::Natter => {
-                    handle_natter(&shared, idx, frame.payload(), &mut pending, &mut retries)
-                }
+                Mode::Natter => handle_natter(
+                    &shared,
+                    idx,
+                    frame.payload(),
+                    &mut pending,
+                    &mut retries,
+                    &tx,
+                ),
                 Mode::Echo => handle_echo(&shared, idx, frame.payload()),
             }
             if was_empty && !pending.is_empty() {
@@ -664,6 +692,7 @@ fn handle_natter(
     payload: &[u8],
     pending: &mut Vec<i64>,
     retries: &mut RetryQueue,
+    tx: &mpsc::UnboundedSender<Out>,
 ) {
     let msg = match decode_server(payload) {
         Ok(msg) => msg,
@@ -783,7 +812,9 @@ fn handle_natter(
                         .map(Duration::from_millis)
                         .unwrap_or(DEFAULT_RETRY_AFTER)
                         .min(MAX_RETRY_AFTER);
-                    retries.push(tokio::time::Instant::now() + wait, attempt.retry());
+                    let until = tokio::time::Instant::now() + wait;
+                    let _ = tx.send(Out::Pause(until));
+                    retries.push(until, attempt.retry());
                 }
                 None => shared.note_error(format!(
                     "{}: error reply to {:?}: {code}: {message}",

@@ -275,7 +275,8 @@ pub fn render(
          send → `message_accepted` and count `receipt`s, whose `msg_id`s go into the same ack \
          batches (as a real client's do). Clients ask for protocol version 2 (falling back to 1 \
          if refused), where an `ack` without a request id gets no `ok` back; a `slow_down` \
-         answer is retried after its `retry_after_ms` with the same `client_msg_id`. After each step the bench waits (at most \
+         answer is retried after its `retry_after_ms` with the same `client_msg_id`, and that client \
+         holds its other sends until then too (as natter-core's outbox does). After each step the bench waits (at most \
          {:.0} s) until everything sent was delivered, accepted and receipted. The **max** step \
          ({:.0} s) lets every client send as fast as it can with at most {} message(s) in flight \
          (sent, not yet delivered). The server runs with `--no-rate-limits`, `RUST_LOG={}`, a \
@@ -434,11 +435,7 @@ pub fn render(
             if s.drained {
                 String::new()
             } else {
-                format!(
-                    " (**{} missing** after {:.0} s)",
-                    s.dispatched.saturating_sub(s.delivered),
-                    s.drain_secs
-                )
+                not_delivered(s)
             },
             lat(&s.attempt_lat, &[0.5, 0.99]),
             lat(&s.accepted_lat, &[0.5, 0.99]),
@@ -781,4 +778,24 @@ pub fn fmt_rate(x: f64) -> String {
 /// KiB or MiB.
 pub fn fmt_kib(k: u64) -> String {
     kib(k)
+}
+
+/// The "delivered after drain" cell's note for a step that did not drain: what was still on its
+/// way, told apart from what the server had accepted (only that would be a loss, and the
+/// accepted-lost count says whether any was).
+fn not_delivered(s: &StepResult) -> String {
+    let undelivered = s.dispatched.saturating_sub(s.delivered);
+    let unaccepted = s.dispatched.saturating_sub(s.accepted);
+    let accepted_waiting = undelivered.saturating_sub(unaccepted);
+    if accepted_waiting > 0 {
+        format!(
+            " (**{undelivered} not delivered** after {:.0} s; {unaccepted} of them not yet accepted, held by their clients after `slow_down`)",
+            s.drain_secs
+        )
+    } else {
+        format!(
+            " ({undelivered} not yet accepted after {:.0} s: held by their clients after `slow_down`, all accepted ones delivered)",
+            s.drain_secs
+        )
+    }
 }
