@@ -489,7 +489,12 @@ async fn writer(
         if paused_until.is_some_and(|t| now >= t) {
             paused_until = None;
         }
-        let first = match held.pop_front().filter(|_| paused_until.is_none()) {
+        let resumed = if paused_until.is_none() {
+            held.pop_front()
+        } else {
+            None
+        };
+        let first = match resumed {
             Some(out) => out,
             None => {
                 let wait = paused_until.map_or(heartbeat, |t| (t - now).min(heartbeat));
