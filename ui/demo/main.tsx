@@ -1,8 +1,4 @@
-import { StrictMode } from 'react';
-import { createRoot } from 'react-dom/client';
-import { App } from '../src/App';
-import '../src/styles/app.css';
-import '../src/styles/calls.css';
+import { mount } from '../src/mount';
 import { emitDemoEvent, installDemoBackend, ringDemoCall } from './backend';
 
 // Query parameters pick what to show, e.g. /demo/?user=alice&open=bob&theme=dark&lang=zh-CN
@@ -62,11 +58,4 @@ const timer = setInterval(() => {
   else clearInterval(timer);
 }, 400);
 
-const root = document.getElementById('root');
-if (root) {
-  createRoot(root).render(
-    <StrictMode>
-      <App />
-    </StrictMode>,
-  );
-}
+mount();

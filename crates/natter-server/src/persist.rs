@@ -440,11 +440,8 @@ mod tests {
     async fn a_writer_far_behind_says_slow_down_and_loses_nothing_it_accepted() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("natter.db");
-        let store = Store::open(&path).await.expect("store");
-        let alice = store
-            .create_user("alice", None, "", "", "", 0)
-            .await
-            .expect("user");
+        let (store, users) = Store::for_tests(&path, &["alice"]).await;
+        let alice = &users[0];
         let open = Arc::new((Mutex::new(false), Condvar::new()));
         let log = Gated {
             log: SqliteLog::open(&path).expect("log"),
@@ -504,11 +501,8 @@ mod tests {
     async fn a_runtime_running_late_says_slow_down_until_it_catches_up() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("natter.db");
-        let store = Store::open(&path).await.expect("store");
-        let alice = store
-            .create_user("alice", None, "", "", "", 0)
-            .await
-            .expect("user");
+        let (_store, users) = Store::for_tests(&path, &["alice"]).await;
+        let alice = &users[0];
         let log = SqliteLog::open(&path).expect("log");
         let (writer, thread) =
             Writer::spawn(Box::new(log), Arc::new(Hub::default()), || 1).expect("writer");

@@ -6,6 +6,8 @@
 //! [`transfers`].
 
 mod log;
+#[cfg(test)]
+mod testing;
 mod transfers;
 
 pub use log::{Committed, MessageLog, SqliteLog};

@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { useI18n } from '../i18n';
 import { sendFriendRequest, showToast } from '../state/app';
-import { FormError } from './FormError';
+import { DialogActions } from './FormError';
 import { Modal } from './Modal';
 import { useAction } from './useAction';
 
@@ -51,11 +51,7 @@ export function AddFriendDialog({
             maxLength={256}
           />
         </label>
-        <FormError text={error} />
-        <div className="button-row">
-          <button type="button" className="button" onClick={onClose}>
-            {t('common.cancel')}
-          </button>
+        <DialogActions error={error} onCancel={onClose} cancelLabel={t('common.cancel')}>
           <button
             type="submit"
             className="button button-primary"
@@ -64,7 +60,7 @@ export function AddFriendDialog({
           >
             {t('addFriend.submit')}
           </button>
-        </div>
+        </DialogActions>
       </form>
     </Modal>
   );

@@ -12,7 +12,7 @@ import {
   useApp,
 } from '../state/app';
 import { Modal } from '../components/Modal';
-import { FormError } from '../components/FormError';
+import { DialogActions, FormError } from '../components/FormError';
 import { useAction } from '../components/useAction';
 
 function ProfileSection() {
@@ -281,11 +281,7 @@ function EraseDialog({ onClose }: { onClose: () => void }) {
             onChange={(e) => setPassword(e.target.value)}
           />
         </label>
-        <FormError text={error} />
-        <div className="button-row">
-          <button type="button" className="button" onClick={onClose}>
-            {t('common.cancel')}
-          </button>
+        <DialogActions error={error} onCancel={onClose} cancelLabel={t('common.cancel')}>
           <button
             type="submit"
             className="button button-danger"
@@ -294,7 +290,7 @@ function EraseDialog({ onClose }: { onClose: () => void }) {
           >
             {t('settings.eraseConfirm')}
           </button>
-        </div>
+        </DialogActions>
       </form>
     </Modal>
   );

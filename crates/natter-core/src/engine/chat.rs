@@ -76,6 +76,12 @@ impl Engine {
     }
 
     pub(super) async fn flush_outbox(&mut self) {
+        // During a `slow_down` wait nothing goes out, new messages included (PROTOCOL.md §5.5
+        // rule 8); the tick flushes once the wait is over.
+        if self.outbox_not_before.is_some_and(|t| Instant::now() < t) {
+            self.outbox_retry = true;
+            return;
+        }
         let ready = self.live.as_ref().is_some_and(|l| l.logged_in);
         let Some(store) = self.store().filter(|_| ready) else {
             return;
@@ -85,6 +91,9 @@ impl Engine {
             Err(e) => return tracing::error!(error = %e, "cannot read the outbox"),
         };
         for entry in entries {
+            if self.outbox_probing && !self.in_flight.is_empty() {
+                break;
+            }
             if !self.in_flight.insert(entry.client_msg_id.clone()) {
                 continue;
             }
@@ -114,6 +123,10 @@ impl Engine {
                     msg_id,
                     ts,
                 }));
+                if std::mem::take(&mut self.outbox_probing) {
+                    // The server takes messages again: the rest of the queue may follow.
+                    self.flush_outbox().await;
+                }
             }
             ServerMessage::Error { code, message, .. } if is_permanent(code) => {
                 if let Err(e) = store.mark_failed(client_msg_id, &message).await {
@@ -136,6 +149,7 @@ impl Engine {
                 {
                     let at = Instant::now() + Duration::from_millis(ms.min(MAX_RETRY_AFTER_MS));
                     self.outbox_not_before = Some(self.outbox_not_before.map_or(at, |t| t.max(at)));
+                    self.outbox_probing = true;
                 }
                 self.outbox_retry = true;
             }

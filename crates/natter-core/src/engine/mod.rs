@@ -145,6 +145,9 @@ pub(crate) struct Engine {
     outbox_retry: bool,
     /// The server asked us to wait before sending the outbox again (`slow_down`).
     outbox_not_before: Option<Instant>,
+    /// After a `slow_down` the outbox goes one message at a time until one is accepted, so
+    /// a queue that grew during the wait does not hit a busy server all at once.
+    outbox_probing: bool,
     attempts: u32,
     retry_at: Option<Instant>,
     expect_binary: Option<ExpectBinary>,
@@ -218,6 +221,7 @@ impl Engine {
             in_flight: HashSet::new(),
             outbox_retry: false,
             outbox_not_before: None,
+            outbox_probing: false,
             attempts: 0,
             retry_at: None,
             expect_binary: None,

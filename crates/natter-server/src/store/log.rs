@@ -351,15 +351,8 @@ mod tests {
     async fn the_wal_starts_over_while_commits_keep_coming_and_nothing_is_lost() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("natter.db");
-        let store = Store::open(&path).await.expect("store");
-        let alice = store
-            .create_user("alice", None, "", "", "", 0)
-            .await
-            .expect("user");
-        let bob = store
-            .create_user("bobby", None, "", "", "", 0)
-            .await
-            .expect("user");
+        let (store, users) = Store::for_tests(&path, &["alice", "bobby"]).await;
+        let (alice, bob) = (&users[0], &users[1]);
         // With no checkpoint in the commits, only the checkpointer keeps the WAL short.
         let mut log = SqliteLog::open_with(&path, 64).expect("log");
         let rounds = 600;
