@@ -102,8 +102,11 @@ pub enum Out {
     Ack(Vec<i64>),
     /// Liveness probe.
     Heartbeat,
-    /// A `slow_down` came: hold every send until then (PROTOCOL.md §5.5 rule 8).
+    /// A `slow_down` came: hold every send until then (PROTOCOL.md §5.5 rule 8), then send
+    /// one at a time until one is accepted.
     Pause(tokio::time::Instant),
+    /// A message was accepted after a `slow_down`: the held sends may all go.
+    Accepted,
 }
 
 /// A connected, logged-in client.
@@ -481,19 +484,23 @@ async fn writer(
     let mut buf = BytesMut::with_capacity(512);
     let mut seq: u64 = 0;
     let quiet_acks = shared.version() >= 2;
-    // Sends held back while a `slow_down` wait lasts, as natter-core's outbox holds them.
+    // Sends held back while a `slow_down` wait lasts, then sent one at a time until one is
+    // accepted, as natter-core's outbox does.
     let mut paused_until: Option<tokio::time::Instant> = None;
+    let (mut probing, mut probe_out) = (false, false);
     let mut held: std::collections::VecDeque<Out> = std::collections::VecDeque::new();
     loop {
         let now = tokio::time::Instant::now();
         if paused_until.is_some_and(|t| now >= t) {
             paused_until = None;
         }
-        let resumed = if paused_until.is_none() {
+        let resumed = if paused_until.is_none() && !(probing && probe_out) {
             held.pop_front()
         } else {
             None
         };
+        // A send let go after a hold had its send lag taken when it was held.
+        let mut first_was_held = resumed.is_some();
         let first = match resumed {
             Some(out) => out,
             None => {
@@ -510,21 +517,41 @@ async fn writer(
         let mut coalesced = 0;
         while let Some(out) = next.take() {
             seq += 1;
+            let lag_taken = std::mem::take(&mut first_was_held);
             match out {
                 Out::Pause(until) => {
                     paused_until = Some(paused_until.map_or(until, |t| t.max(until)));
+                    (probing, probe_out) = (true, false);
                 }
-                held_back @ Out::Send { .. } if paused_until.is_some() => held.push_back(held_back),
+                Out::Accepted => (probing, probe_out) = (false, false),
+                held_back @ Out::Send { .. }
+                    if paused_until.is_some() || (probing && probe_out) =>
+                {
+                    // The bench's own lateness, not the wait the protocol asked for.
+                    if let Out::Send {
+                        ts,
+                        step,
+                        seq: None,
+                        ..
+                    } = &held_back
+                    {
+                        if let Some(st) = shared.steps.get(*step as usize) {
+                            st.send_lag.record_ns(now_ns().saturating_sub(*ts));
+                        }
+                    }
+                    held.push_back(held_back)
+                }
                 Out::Send {
                     to,
                     ts,
                     step,
                     seq: resend,
                 } => {
+                    probe_out = probing;
                     let retry = resend.is_some();
                     let seq = resend.unwrap_or(seq);
                     if let Some(st) = shared.steps.get(step as usize) {
-                        if !retry {
+                        if !retry && !lag_taken {
                             st.send_lag.record_ns(now_ns().saturating_sub(ts));
                         }
                         st.written.fetch_add(1, Relaxed);
@@ -596,21 +623,26 @@ async fn writer(
 
 /// Sends waiting out a `slow_down`, earliest first.
 #[derive(Default)]
-struct RetryQueue(Vec<(tokio::time::Instant, Out)>);
+struct RetryQueue {
+    due: Vec<(tokio::time::Instant, Out)>,
+    /// A `slow_down` came and no message was accepted since (the writer is probing).
+    refused: bool,
+}
 
 impl RetryQueue {
     fn push(&mut self, at: tokio::time::Instant, out: Out) {
-        let pos = self.0.partition_point(|(t, _)| *t <= at);
-        self.0.insert(pos, (at, out));
+        let pos = self.due.partition_point(|(t, _)| *t <= at);
+        self.due.insert(pos, (at, out));
+        self.refused = true;
     }
 
     fn next_due(&self) -> Option<tokio::time::Instant> {
-        self.0.first().map(|(t, _)| *t)
+        self.due.first().map(|(t, _)| *t)
     }
 
     fn take_due(&mut self, now: tokio::time::Instant) -> Vec<Out> {
-        let n = self.0.partition_point(|(t, _)| *t <= now);
-        self.0.drain(..n).map(|(_, out)| out).collect()
+        let n = self.due.partition_point(|(t, _)| *t <= now);
+        self.due.drain(..n).map(|(_, out)| out).collect()
     }
 }
 
@@ -728,6 +760,9 @@ fn handle_natter(
             ts: committed_ms,
             duplicate,
         } => {
+            if std::mem::take(&mut retries.refused) {
+                let _ = tx.send(Out::Accepted);
+            }
             let now = now_ns();
             if let Some((step, ts, seq)) = parse_client_msg_id(&client_msg_id) {
                 if let Some(st) = shared.step(step) {
