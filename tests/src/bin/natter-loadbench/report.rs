@@ -277,7 +277,7 @@ pub fn render(
          if refused), where an `ack` without a request id gets no `ok` back; a `slow_down` \
          answer is retried after its `retry_after_ms` with the same `client_msg_id`; that client \
          holds its other sends until then too and then sends one at a time until one is \
-         accepted (as natter-core's outbox does). "bench send lag" stops at the hold: it is the \
+         accepted (as natter-core's outbox does). \"bench send lag\" stops at the hold: it is the \
          bench's own lateness, not the wait. After each step the bench waits (at most \
          {:.0} s) until everything sent was delivered, accepted and receipted. The **max** step \
          ({:.0} s) lets every client send as fast as it can with at most {} message(s) in flight \
