@@ -187,9 +187,7 @@ impl Writer {
             // Come back after twice the wait measured now: the backlog ahead is gone by then,
             // and a client refused again at once would only add load (a refusal costs the
             // server a request and a reply, a third of what an accepted message costs).
-            return Err(Refused::SlowDown(
-                (backlog * 2).clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER),
-            ));
+            return Err(Refused::SlowDown(retry_after(backlog)));
         }
         let (reply, rx) = oneshot::channel();
         let queued = Instant::now();
@@ -199,7 +197,9 @@ impl Writer {
             queued,
         }) {
             Ok(()) => Ok(rx),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(Refused::SlowDown(ADMIT_WAIT)),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(Refused::SlowDown(retry_after(ADMIT_WAIT)))
+            }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(Refused::Stopped),
         }
     }
@@ -229,6 +229,12 @@ impl Writer {
             .map_err(|_| Refused::Stopped)?;
         Ok(rx)
     }
+}
+
+/// The wait a `slow_down` asks for when work waits `wait`: twice that, within bounds, so the
+/// same answer comes from a long queue and from a full one (PROTOCOL.md §5.5 rule 8).
+fn retry_after(wait: Duration) -> Duration {
+    (wait * 2).clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER)
 }
 
 fn run(
