@@ -499,7 +499,6 @@ async fn writer(
         } else {
             None
         };
-        // A send let go after a hold had its send lag taken when it was held.
         let mut first_was_held = resumed.is_some();
         let first = match resumed {
             Some(out) => out,
@@ -517,7 +516,21 @@ async fn writer(
         let mut coalesced = 0;
         while let Some(out) = next.take() {
             seq += 1;
-            let lag_taken = std::mem::take(&mut first_was_held);
+            // Send lag is the bench's own lateness, taken when a send first comes out of the
+            // dispenser's channel: not again when it leaves a `slow_down` hold.
+            if !std::mem::take(&mut first_was_held) {
+                if let Out::Send {
+                    ts,
+                    step,
+                    seq: None,
+                    ..
+                } = &out
+                {
+                    if let Some(st) = shared.steps.get(*step as usize) {
+                        st.send_lag.record_ns(now_ns().saturating_sub(*ts));
+                    }
+                }
+            }
             match out {
                 Out::Pause(until) => {
                     paused_until = Some(paused_until.map_or(until, |t| t.max(until)));
@@ -527,18 +540,6 @@ async fn writer(
                 held_back @ Out::Send { .. }
                     if paused_until.is_some() || (probing && probe_out) =>
                 {
-                    // The bench's own lateness, not the wait the protocol asked for.
-                    if let Out::Send {
-                        ts,
-                        step,
-                        seq: None,
-                        ..
-                    } = &held_back
-                    {
-                        if let Some(st) = shared.steps.get(*step as usize) {
-                            st.send_lag.record_ns(now_ns().saturating_sub(*ts));
-                        }
-                    }
                     held.push_back(held_back)
                 }
                 Out::Send {
@@ -548,12 +549,8 @@ async fn writer(
                     seq: resend,
                 } => {
                     probe_out = probing;
-                    let retry = resend.is_some();
                     let seq = resend.unwrap_or(seq);
                     if let Some(st) = shared.steps.get(step as usize) {
-                        if !retry && !lag_taken {
-                            st.send_lag.record_ns(now_ns().saturating_sub(ts));
-                        }
                         st.written.fetch_add(1, Relaxed);
                     }
                     if let Some(outbox) = shared.outbox.get(idx as usize) {
