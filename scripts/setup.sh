@@ -8,13 +8,16 @@ set -euo pipefail
 # - PulseAudio with ALSA's pulse plugin, so CI has a null sink for real audio streams, and
 #   python3-pip/-dev to install the `pesq` package the voice tests score speech with;
 # - Xvfb, WebKitWebDriver and CJK fonts for the end-to-end suite (the app in real WebKit);
-# - Node.js + npm for the web UI (Vite needs Node 20.19+).
+# - Node.js + npm for the web UI (Vite needs Node 20.19+);
+# - PostgreSQL and nats-server for the cluster suites (started on loopback by
+#   scripts/cluster-services.sh, never as system services the tests rely on).
 APT_PACKAGES=(
   build-essential pkg-config ca-certificates curl cmake
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev
   libasound2-dev libopus-dev
   pulseaudio pulseaudio-utils libasound2-plugins alsa-utils python3-pip python3-dev
   xvfb xauth webkit2gtk-driver fonts-noto-cjk
+  postgresql postgresql-client nats-server
 )
 command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 

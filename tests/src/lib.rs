@@ -31,6 +31,7 @@ pub mod harness;
 pub use harness::client::{
     KeepAlive, PendingReply, TestClient, PUSH_TIMEOUT, QUIET_WINDOW, REPLY_TIMEOUT,
 };
+pub use harness::cluster::TestCluster;
 pub use harness::raw::{RawRead, RawSocket};
 pub use harness::replies::{
     accepted_reply, expect_refusal, new_client_msg_id, password_for, server_error, show, text,

@@ -20,6 +20,18 @@ pub struct Cli {
     /// Where the database and TLS certificate live [default: the user's data dir/natter-server].
     #[arg(long, env = "NATTER_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL database shared by a cluster's nodes (`postgres://user:password@host/db`)
+    /// [default: the embedded SQLite file in the data directory].
+    #[arg(long, env = "NATTER_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// NATS server of a cluster (`nats://host:4222`); needs --database-url, shared by every
+    /// node [default: no cluster, this node alone].
+    #[arg(long, env = "NATTER_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Silence after which a cluster node is taken for dead and its users go offline
+    /// [default: 5000].
+    #[arg(long, env = "NATTER_NODE_TIMEOUT_MS")]
+    pub node_timeout_ms: Option<u64>,
     /// Address to listen on [default: 0.0.0.0].
     #[arg(long, env = "NATTER_BIND")]
     pub bind: Option<IpAddr>,
@@ -97,6 +109,12 @@ pub struct Cli {
 pub struct FileConfig {
     /// See [`Cli::data_dir`].
     pub data_dir: Option<PathBuf>,
+    /// See [`Cli::database_url`].
+    pub database_url: Option<String>,
+    /// See [`Cli::nats_url`].
+    pub nats_url: Option<String>,
+    /// See [`Cli::node_timeout_ms`].
+    pub node_timeout_ms: Option<u64>,
     /// See [`Cli::bind`].
     pub bind: Option<IpAddr>,
     /// See [`Cli::port`].
@@ -173,6 +191,12 @@ pub enum ConfigError {
 pub struct Config {
     /// Database and certificate directory.
     pub data_dir: PathBuf,
+    /// PostgreSQL instead of the SQLite file in `data_dir`.
+    pub database_url: Option<String>,
+    /// The cluster bus, if this node is one of several.
+    pub nats_url: Option<String>,
+    /// How long a silent cluster node counts as alive.
+    pub node_timeout: Duration,
     /// Listen address.
     pub bind: IpAddr,
     /// Plain port.
@@ -228,6 +252,10 @@ pub const DEFAULT_FILE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// slow enough that a login storm costs a few frames per session, not one per login.
 pub const DEFAULT_PRESENCE_INTERVAL: Duration = Duration::from_millis(200);
 
+/// Default silence after which a cluster node is taken for dead: a few missed `alive`s (sent every
+/// quarter of it), short enough that a dead node's users go offline within seconds.
+pub const DEFAULT_NODE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Default ring timeout (PROTOCOL.md §5.8 recommends 30 s).
 pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -242,6 +270,9 @@ impl Config {
     pub fn for_tests(data_dir: &Path) -> Self {
         Self {
             data_dir: data_dir.to_owned(),
+            database_url: None,
+            nats_url: None,
+            node_timeout: DEFAULT_NODE_TIMEOUT,
             bind: IpAddr::from([127, 0, 0, 1]),
             port: 0,
             tls_port: Some(0),
@@ -321,8 +352,35 @@ impl Config {
             Some(host) => Some(relay_host(&host)?),
             None => None,
         };
+        let database_url =
+            match cli.database_url.or(file.database_url) {
+                Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                    Some(url)
+                }
+                Some(_) => return Err(ConfigError::Invalid(
+                    "database_url must be a postgres:// URL (SQLite is the default: leave it out)"
+                        .into(),
+                )),
+                None => None,
+            };
+        let nats_url = cli.nats_url.or(file.nats_url);
+        if nats_url.is_some() && database_url.is_none() {
+            return Err(ConfigError::Invalid(
+                "nats_url joins a cluster, whose nodes share one database: set database_url too"
+                    .into(),
+            ));
+        }
+        let node_timeout = Duration::from_millis(
+            cli.node_timeout_ms
+                .or(file.node_timeout_ms)
+                .unwrap_or(DEFAULT_NODE_TIMEOUT.as_millis() as u64)
+                .max(100),
+        );
         let config = Self {
             data_dir,
+            database_url,
+            nats_url,
+            node_timeout,
             bind: cli.bind.or(file.bind).unwrap_or(IpAddr::from([0, 0, 0, 0])),
             port,
             tls_port: if no_tls {

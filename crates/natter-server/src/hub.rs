@@ -8,10 +8,15 @@
 //! (50 million for a ramp of 10,000 logins). Version 2 sessions get it batched instead: changes
 //! collect in `pending` (the last state of each user wins) and [`Hub::flush_presence`], run every
 //! presence interval, sends them all as one `presence` push, encoded once for every session.
+//!
+//! In a cluster (see [`crate::cluster`]) the hub also knows the users online on other nodes, as
+//! those nodes announced them over the bus: routing, "is online" and online lists cover the
+//! whole cluster, pushes for a user elsewhere go out through the bus, and presence changes are
+//! those of the cluster (a user who moves from one node to another never blinks offline).
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use natter_proto::{MsgId, OnlineUser, PresenceScope, ServerMessage};
@@ -102,6 +107,93 @@ pub struct Attach {
 #[derive(Debug, Default)]
 pub struct Hub {
     inner: Mutex<Inner>,
+    /// The cluster bus, once this node joined one.
+    bus: OnceLock<Bus>,
+}
+
+/// Where the hub hands what other nodes must hear; [`crate::cluster`] publishes it in order.
+#[derive(Debug)]
+pub struct Bus {
+    /// This node's id.
+    pub node: String,
+    /// Outbound bus traffic.
+    pub out: mpsc::UnboundedSender<BusOut>,
+}
+
+/// Something for the other nodes.
+#[derive(Debug)]
+pub enum BusOut {
+    /// A push for a user on `node`.
+    Push {
+        /// The node the user is on.
+        node: String,
+        /// The user.
+        user_id: UserId,
+        /// What to push.
+        push: Push,
+    },
+    /// A frame for every session in the cluster but `except`'s (the square).
+    Broadcast {
+        /// The sender, who does not get it back.
+        except: UserId,
+        /// The frame.
+        frame: Bytes,
+    },
+    /// A change every node applies to its view.
+    Event(ClusterEvent),
+}
+
+/// A change of this node's sessions that every other node applies to its view.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ClusterEvent {
+    /// A node started: every node answers with a snapshot.
+    Hello,
+    /// A node is alive (sent periodically).
+    Alive,
+    /// A node is shutting down: its users are offline now.
+    Bye,
+    /// Every user online on the sending node (answer to `Hello`).
+    Snapshot {
+        /// The users.
+        users: Vec<(UserId, OnlineUser)>,
+    },
+    /// A user logged in on the sending node; other nodes end that user's sessions.
+    Online {
+        /// The user.
+        user_id: UserId,
+        /// Public identity.
+        user: OnlineUser,
+    },
+    /// A user's session on the sending node ended.
+    Offline {
+        /// The user.
+        user_id: UserId,
+    },
+    /// Two users became friends or stopped being friends.
+    Friendship {
+        /// One user.
+        a: UserId,
+        /// The other.
+        b: UserId,
+        /// The new state.
+        are_friends: bool,
+    },
+    /// A user changed their nickname.
+    Nickname {
+        /// The user.
+        user_id: UserId,
+        /// The new nickname.
+        nickname: String,
+    },
+}
+
+/// A user online on other nodes.
+#[derive(Debug)]
+struct RemoteUser {
+    user: OnlineUser,
+    /// The nodes with a session of this user (two while a login moves between nodes).
+    nodes: HashSet<String>,
 }
 
 #[derive(Debug, Default)]
@@ -112,6 +204,16 @@ struct Inner {
     /// Presence changes not yet sent to batched sessions: username key → the user now, or
     /// `None` (with the display name) once offline.
     pending: HashMap<String, PresenceChange>,
+    /// Users online on other nodes of the cluster.
+    remote: HashMap<UserId, RemoteUser>,
+    /// Username key → id of `remote` users.
+    remote_by_name: HashMap<String, UserId>,
+}
+
+impl Inner {
+    fn online_anywhere(&self, user_id: UserId) -> bool {
+        self.sessions.contains_key(&user_id) || self.remote.contains_key(&user_id)
+    }
 }
 
 #[derive(Debug)]
@@ -137,10 +239,27 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The id of an online user by username (any case).
+    /// The id of an online user by username (any case), on any node.
     pub fn online_id(&self, username: &str) -> Option<UserId> {
         let key = natter_proto::validate::username_key(username);
-        self.lock().by_name.get(&key).copied()
+        let inner = self.lock();
+        inner
+            .by_name
+            .get(&key)
+            .or_else(|| inner.remote_by_name.get(&key))
+            .copied()
+    }
+
+    /// Connects the hub to a cluster bus (once).
+    pub fn set_bus(&self, bus: Bus) {
+        let _ = self.bus.set(bus);
+    }
+
+    fn publish(&self, out: BusOut) {
+        if let Some(bus) = self.bus.get() {
+            // The bus task outlives every session; a send fails only during shutdown.
+            let _ = bus.out.send(out);
+        }
     }
 
     /// Registers a session. Returns true when the user was already online on another connection,
@@ -156,18 +275,25 @@ impl Hub {
             tx: attach.tx,
             control: attach.control,
         };
-        let previous = {
+        let (previous, elsewhere) = {
             let mut inner = self.lock();
             let key = natter_proto::validate::username_key(&attach.user.username);
             inner.by_name.insert(key, attach.user_id);
-            inner.sessions.insert(attach.user_id, entry)
+            let elsewhere = inner.remote.contains_key(&attach.user_id);
+            (inner.sessions.insert(attach.user_id, entry), elsewhere)
         };
+        // Other nodes end their sessions of this user, as this node does below.
+        self.publish(BusOut::Event(ClusterEvent::Online {
+            user_id: attach.user_id,
+            user: attach.user.clone(),
+        }));
         match previous {
             Some(old) if old.conn_id != attach.conn_id => {
                 old.control.kick("logged_in_elsewhere");
                 true
             }
             Some(_) => true,
+            None if elsewhere => true,
             None => {
                 self.announce(
                     attach.user_id,
@@ -180,18 +306,24 @@ impl Hub {
 
     /// Unregisters a session if it is still the user's current one; announces the logout then.
     pub fn detach(&self, user_id: UserId, conn_id: u64) -> bool {
-        let removed = {
+        let (removed, elsewhere) = {
             let mut inner = self.lock();
-            match inner.sessions.get(&user_id) {
+            let removed = match inner.sessions.get(&user_id) {
                 Some(e) if e.conn_id == conn_id => {
                     let key = natter_proto::validate::username_key(&e.user.username);
                     inner.by_name.remove(&key);
                     inner.sessions.remove(&user_id)
                 }
                 _ => None,
-            }
+            };
+            (removed, inner.remote.contains_key(&user_id))
         };
+        if removed.is_some() {
+            self.publish(BusOut::Event(ClusterEvent::Offline { user_id }));
+        }
         match removed {
+            // Still online on another node: nothing changes for anyone else.
+            Some(_) if elsewhere => true,
             Some(entry) => {
                 self.announce_with(
                     user_id,
@@ -230,10 +362,13 @@ impl Hub {
         let frame = encode_payload(message);
         let mut inner = self.lock();
         for (id, entry) in inner.sessions.iter() {
-            if *id == user_id || (entry.batched && !friends.contains(id)) {
+            // Friendship is symmetric: the recipient's own set answers for users of other nodes,
+            // whose friend sets this node does not hold.
+            let friend = friends.contains(id) || entry.friends.contains(&user_id);
+            if *id == user_id || (entry.batched && !friend) {
                 continue;
             }
-            if entry.scope == PresenceScope::All || friends.contains(id) {
+            if entry.scope == PresenceScope::All || friend {
                 deliver(entry, Push::Frame(frame.clone()));
             }
         }
@@ -270,7 +405,11 @@ impl Hub {
 
     /// An online user's public identity.
     pub fn online_user(&self, user_id: UserId) -> Option<OnlineUser> {
-        self.lock().sessions.get(&user_id).map(|e| e.user.clone())
+        let inner = self.lock();
+        match inner.sessions.get(&user_id) {
+            Some(e) => Some(e.user.clone()),
+            None => inner.remote.get(&user_id).map(|r| r.user.clone()),
+        }
     }
 
     /// A handle on an online user's current session, for pushes bound to that connection.
@@ -285,26 +424,41 @@ impl Hub {
         })
     }
 
-    /// Whether a user is online.
+    /// Whether a user is online, on any node.
     pub fn is_online(&self, user_id: UserId) -> bool {
-        self.lock().contains_key(&user_id)
+        self.lock().online_anywhere(user_id)
     }
 
-    /// Online users; with `only` set, just those ids.
+    /// Online users of the whole cluster; with `only` set, just those ids.
     pub fn online_users(&self, only: Option<&HashSet<UserId>>) -> Vec<OnlineUser> {
-        let sessions = self.lock();
-        let mut users: Vec<OnlineUser> = sessions
+        let inner = self.lock();
+        let wanted = |id: &UserId| only.is_none_or(|set| set.contains(id));
+        let mut users: Vec<OnlineUser> = inner
+            .sessions
             .iter()
-            .filter(|(id, _)| only.is_none_or(|set| set.contains(id)))
+            .filter(|(id, _)| wanted(id))
             .map(|(_, e)| e.user.clone())
+            .chain(
+                inner
+                    .remote
+                    .iter()
+                    .filter(|(id, _)| wanted(id) && !inner.sessions.contains_key(id))
+                    .map(|(_, r)| r.user.clone()),
+            )
             .collect();
         users.sort_by(|a, b| a.username.cmp(&b.username));
         users
     }
 
-    /// How many users are online.
+    /// How many users are online in the whole cluster.
     pub fn online_count(&self) -> usize {
-        self.lock().len()
+        let inner = self.lock();
+        inner.sessions.len()
+            + inner
+                .remote
+                .keys()
+                .filter(|id| !inner.sessions.contains_key(id))
+                .count()
     }
 
     /// Pushes a message to one user if online; false if they are not.
@@ -312,19 +466,48 @@ impl Hub {
         self.push_push(user_id, Push::Frame(encode_payload(message)))
     }
 
-    /// Pushes a prepared push to one user if online.
+    /// Pushes a prepared push to one user if online here, or through the bus to the node they
+    /// are on; false if they are online nowhere.
     pub fn push_push(&self, user_id: UserId, push: Push) -> bool {
-        match self.lock().get(&user_id) {
-            Some(entry) => {
+        let node = {
+            let inner = self.lock();
+            if let Some(entry) = inner.get(&user_id) {
                 deliver(entry, push);
-                true
+                return true;
             }
-            None => false,
+            match inner
+                .remote
+                .get(&user_id)
+                .and_then(|r| r.nodes.iter().next())
+            {
+                Some(node) => node.clone(),
+                None => return false,
+            }
+        };
+        self.publish(BusOut::Push {
+            node,
+            user_id,
+            push,
+        });
+        true
+    }
+
+    /// A push that came over the bus for a user of this node; dropped if they left meanwhile
+    /// (private messages stay queued in the database and come again at the next login).
+    pub fn push_local(&self, user_id: UserId, push: Push) {
+        if let Some(entry) = self.lock().get(&user_id) {
+            deliver(entry, push);
         }
     }
 
-    /// Pushes a frame to every online user except `except`.
+    /// Pushes a frame to every online user except `except`, in the whole cluster.
     pub fn broadcast(&self, except: UserId, frame: Bytes) {
+        self.broadcast_local(except, frame.clone());
+        self.publish(BusOut::Broadcast { except, frame });
+    }
+
+    /// Pushes a frame to every user of this node except `except`.
+    pub fn broadcast_local(&self, except: UserId, frame: Bytes) {
         let sessions = self.lock();
         for (id, entry) in sessions.iter() {
             if *id != except {
@@ -333,8 +516,17 @@ impl Hub {
         }
     }
 
-    /// Keeps the hub's view of a friendship in step with the database.
+    /// Keeps the hub's view of a friendship in step with the database, on every node.
     pub fn set_friendship(&self, a: UserId, b: UserId, are_friends: bool) {
+        self.publish(BusOut::Event(ClusterEvent::Friendship {
+            a,
+            b,
+            are_friends,
+        }));
+        self.apply_friendship(a, b, are_friends);
+    }
+
+    fn apply_friendship(&self, a: UserId, b: UserId, are_friends: bool) {
         let mut inner = self.lock();
         for (x, y) in [(a, b), (b, a)] {
             if let Some(entry) = inner.sessions.get_mut(&x) {
@@ -347,10 +539,134 @@ impl Hub {
         }
     }
 
-    /// Updates a user's public identity (after a profile edit).
+    /// Updates a user's public identity (after a profile edit), on every node.
     pub fn set_nickname(&self, user_id: UserId, nickname: &str) {
-        if let Some(entry) = self.lock().sessions.get_mut(&user_id) {
+        self.publish(BusOut::Event(ClusterEvent::Nickname {
+            user_id,
+            nickname: nickname.to_owned(),
+        }));
+        let mut inner = self.lock();
+        if let Some(entry) = inner.sessions.get_mut(&user_id) {
             entry.user.nickname = nickname.to_owned();
+        }
+    }
+
+    /// The users of this node, for a new node's snapshot.
+    pub fn local_users(&self) -> Vec<(UserId, OnlineUser)> {
+        let inner = self.lock();
+        inner
+            .sessions
+            .iter()
+            .map(|(id, e)| (*id, e.user.clone()))
+            .collect()
+    }
+
+    /// Applies what another node said about its sessions.
+    pub fn apply_remote(&self, node: &str, event: ClusterEvent) {
+        match event {
+            ClusterEvent::Hello | ClusterEvent::Alive => {}
+            ClusterEvent::Bye => self.node_gone(node),
+            ClusterEvent::Snapshot { users } => {
+                let listed: HashSet<UserId> = users.iter().map(|(id, _)| *id).collect();
+                let stale: Vec<UserId> = {
+                    let inner = self.lock();
+                    inner
+                        .remote
+                        .iter()
+                        .filter(|(id, r)| r.nodes.contains(node) && !listed.contains(id))
+                        .map(|(id, _)| *id)
+                        .collect()
+                };
+                for user_id in stale {
+                    self.remote_offline(node, user_id);
+                }
+                for (user_id, user) in users {
+                    self.remote_online(node, user_id, user, false);
+                }
+            }
+            ClusterEvent::Online { user_id, user } => self.remote_online(node, user_id, user, true),
+            ClusterEvent::Offline { user_id } => self.remote_offline(node, user_id),
+            ClusterEvent::Friendship { a, b, are_friends } => {
+                self.apply_friendship(a, b, are_friends)
+            }
+            ClusterEvent::Nickname { user_id, nickname } => {
+                let mut inner = self.lock();
+                if let Some(r) = inner.remote.get_mut(&user_id) {
+                    r.user.nickname = nickname;
+                }
+            }
+        }
+    }
+
+    /// A user is online on `node`. With `login` (not a snapshot) this node's own session of that
+    /// user ends: the newer login wins, across nodes as on one.
+    fn remote_online(&self, node: &str, user_id: UserId, user: OnlineUser, login: bool) {
+        let (was_online, local) = {
+            let mut inner = self.lock();
+            let was_online = inner.online_anywhere(user_id);
+            let key = natter_proto::validate::username_key(&user.username);
+            inner.remote_by_name.insert(key, user_id);
+            let remote = inner.remote.entry(user_id).or_insert_with(|| RemoteUser {
+                user: user.clone(),
+                nodes: HashSet::new(),
+            });
+            remote.user = user.clone();
+            remote.nodes.insert(node.to_owned());
+            let local = inner.sessions.get(&user_id).map(|e| e.control.clone());
+            (was_online, local)
+        };
+        if let (true, Some(control)) = (login, local) {
+            control.kick("logged_in_elsewhere");
+        }
+        if !was_online {
+            self.announce_with(
+                user_id,
+                &HashSet::new(),
+                &ServerMessage::UserOnline { user },
+            );
+        }
+    }
+
+    /// A user's session on `node` ended.
+    fn remote_offline(&self, node: &str, user_id: UserId) {
+        let gone = {
+            let mut inner = self.lock();
+            let Some(remote) = inner.remote.get_mut(&user_id) else {
+                return;
+            };
+            remote.nodes.remove(node);
+            if !remote.nodes.is_empty() {
+                return;
+            }
+            let Some(remote) = inner.remote.remove(&user_id) else {
+                return;
+            };
+            let key = natter_proto::validate::username_key(&remote.user.username);
+            inner.remote_by_name.remove(&key);
+            (!inner.sessions.contains_key(&user_id)).then_some(remote.user.username)
+        };
+        if let Some(username) = gone {
+            self.announce_with(
+                user_id,
+                &HashSet::new(),
+                &ServerMessage::UserOffline { username },
+            );
+        }
+    }
+
+    /// A node died or left: every user it had is offline (unless online elsewhere too).
+    pub fn node_gone(&self, node: &str) {
+        let users: Vec<UserId> = {
+            let inner = self.lock();
+            inner
+                .remote
+                .iter()
+                .filter(|(_, r)| r.nodes.contains(node))
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        for user_id in users {
+            self.remote_offline(node, user_id);
         }
     }
 

@@ -8,6 +8,7 @@
 //! [`transfer`], voice-call state and the UDP media relay in [`calls`].
 
 pub mod calls;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod handlers;

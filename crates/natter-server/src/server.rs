@@ -15,11 +15,12 @@ use tokio_util::codec::Encoder;
 use tokio_util::sync::CancellationToken;
 
 use crate::calls::{self, Calls};
+use crate::cluster::{ClusterError, Member};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::persist::Writer;
 use crate::ratelimit::IpLimiter;
-use crate::store::{SqliteLog, Store, StoreError};
+use crate::store::{MessageLog, PgLog, SqliteLog, Store, StoreError};
 use crate::tls::{TlsError, TlsSetup};
 use crate::transfer::{self, blobs::Blobs, Transfers};
 use crate::{conn, now_ms, Ctx};
@@ -27,6 +28,9 @@ use crate::{conn, now_ms, Ctx};
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The cluster bus failed.
+    #[error("{0}")]
+    Cluster(#[from] ClusterError),
     /// Binding or another socket operation failed.
     #[error("network: {0}")]
     Io(#[from] std::io::Error),
@@ -128,7 +132,11 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     std::fs::create_dir_all(&config.data_dir)?;
     let db_path = config.data_dir.join("natter.db");
-    let store = Store::open(&db_path).await?;
+    let store = match &config.database_url {
+        Some(url) => Store::connect(url).await?,
+        None => Store::open(&db_path).await?,
+    };
+    tracing::info!(backend = ?store.backend(), "store open");
     // Nobody is online after a (re)start: guests' grace periods start now.
     store.touch_all_guests(now_ms()).await?;
     let files_dir = config.data_dir.join("files");
@@ -139,8 +147,20 @@ pub async fn run(
     let transfers = Transfers::new(blobs);
     transfers.recover(&store).await;
     let hub = Arc::new(Hub::default());
-    let log = SqliteLog::open(&db_path).map_err(ServerError::Store)?;
-    let (writer, writer_thread) = Writer::spawn(Box::new(log), hub.clone(), now_ms)?;
+    // The bus stops after the writer, so the last deliveries still reach other nodes.
+    let bus_stop = CancellationToken::new();
+    let bus = match &config.nats_url {
+        Some(url) => {
+            let member = Member::join(url, hub.clone(), config.node_timeout).await?;
+            Some(tokio::spawn(member.run(bus_stop.clone())))
+        }
+        None => None,
+    };
+    let log: Box<dyn MessageLog> = match &config.database_url {
+        Some(url) => Box::new(PgLog::connect(url).await?),
+        None => Box::new(SqliteLog::open(&db_path)?),
+    };
+    let (writer, writer_thread) = Writer::spawn(log, hub.clone(), now_ms)?;
     let relay_addr = listeners.relay_addr()?;
     let calls = Arc::new(Calls::new(&config, relay_addr.port()));
     let ctx = Arc::new(Ctx {
@@ -206,6 +226,15 @@ pub async fn run(
     drop(ctx);
     // Every Writer handle is gone once the connections are; the writer drains and stops.
     writer_thread.join().await;
+    bus_stop.cancel();
+    if let Some(bus) = bus {
+        if tokio::time::timeout(Duration::from_secs(5), bus)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the cluster bus did not say goodbye in time");
+        }
+    }
     store.close().await;
     Ok(())
 }

@@ -1,16 +1,21 @@
 //! Storage: every SQL statement of the server lives here, behind named operations, so the handlers
-//! never see SQL and a Postgres store can be added later behind the same API.
+//! never see SQL. Two backends run the same statements through sqlx's `Any` driver: the embedded
+//! SQLite file (the default) and PostgreSQL (`--database-url postgres://…`, for clusters). The
+//! statements are written in the dialect both accept (`$N` parameters, `RETURNING`,
+//! `ON CONFLICT`); the few places that differ ask [`Backend`].
 //!
 //! Chat messages and acks do not come through here one by one: [`crate::persist`] commits them
 //! in batches through the [`MessageLog`] in [`log`]. File transfers' statements are in
 //! [`transfers`].
 
 mod log;
+mod pglog;
 #[cfg(test)]
 mod testing;
 mod transfers;
 
 pub use log::{Committed, MessageLog, SqliteLog};
+pub use pglog::PgLog;
 pub use transfers::{NewTransfer, RemovedTransfer, TransferRecord};
 
 use std::path::Path;
@@ -18,13 +23,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use natter_proto::{ChatMessage, FriendRequestInfo, MessageBody, MsgId, Profile, Target};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool, Executor, Row};
 
 /// Database errors.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite failed.
+    /// The database (SQLite or PostgreSQL) failed.
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     /// The message log's SQLite handle failed.
@@ -157,21 +162,33 @@ pub fn private_conv_key(a: UserId, b: UserId) -> String {
 /// Conversation key of the square.
 pub const SQUARE_CONV: &str = "square";
 
+/// Which database a [`Store`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded SQLite file in the data directory (one node).
+    Sqlite,
+    /// A PostgreSQL server that several nodes share.
+    Postgres,
+}
+
 /// The server's database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    /// Readers (WAL lets them run beside the writer).
-    pool: SqlitePool,
-    /// The one writing connection. SQLite has a single writer anyway; funnelling every write
-    /// through one connection means no write ever waits on, or fails against, another of ours
-    /// (a read-then-write upgrade racing another writer fails at once with SQLITE_BUSY_SNAPSHOT).
-    write: SqlitePool,
+    /// Readers (on SQLite, WAL lets them run beside the writer).
+    pool: AnyPool,
+    /// Where writes go. On SQLite this is one connection: SQLite has a single writer anyway, and
+    /// funnelling every write through one connection means no write ever waits on, or fails
+    /// against, another of ours (a read-then-write upgrade racing another writer fails at once
+    /// with SQLITE_BUSY_SNAPSHOT). On PostgreSQL it is the same pool as `pool`: row locks and
+    /// unique keys keep concurrent writers (and other nodes) apart.
+    write: AnyPool,
+    backend: Backend,
 }
 
 const USER_COLUMNS: &str =
     "id, username, password_hash, is_guest, nickname, motto, phone, last_seen";
 
-fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<UserRecord> {
+fn user_from_row(row: &AnyRow) -> StoreResult<UserRecord> {
     Ok(UserRecord {
         id: row.try_get("id")?,
         username: row.try_get("username")?,
@@ -184,7 +201,7 @@ fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<UserRecord> {
     })
 }
 
-fn message_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Option<ChatMessage>> {
+fn message_from_row(row: &AnyRow) -> StoreResult<Option<ChatMessage>> {
     let body: String = row.try_get("body")?;
     let msg_id: i64 = row.try_get("id")?;
     // A body we cannot read (hand-edited DB, future version) is skipped, not fatal.
@@ -213,50 +230,89 @@ fn message_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<Option<ChatMes
 const MESSAGE_COLUMNS: &str =
     "id, client_msg_id, sender_name, sender_guest, recipient_name, created_at, body";
 
+/// Per-connection settings of the SQLite backend (the message log sets the same, see
+/// [`SqliteLog::open`]). WAL + NORMAL is durable against process crashes (kill -9), which is what
+/// "persisted before acking" must survive; only an OS crash can lose the last commits. A larger
+/// page cache and memory-mapped reads keep hot index pages out of read(2) calls.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16384; \
+     PRAGMA mmap_size = 268435456; PRAGMA wal_autocheckpoint = 4000; PRAGMA temp_store = MEMORY;";
+
 impl Store {
-    /// Opens (creating if needed) the database at `path`, in WAL mode, and migrates it.
+    /// Opens (creating if needed) the SQLite database at `path`, in WAL mode, and migrates it.
     pub async fn open(path: &Path) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // WAL + NORMAL is durable against process crashes (kill -9), which is what
-            // "persisted before acking" must survive; only an OS crash can lose the last commits.
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            // A larger page cache and memory-mapped reads keep hot index pages out of read(2)
-            // calls; checkpointing less often batches the copy back into the database file.
-            .pragma("cache_size", "-16384")
-            .pragma("mmap_size", "268435456")
-            .pragma("wal_autocheckpoint", "4000")
-            .pragma("temp_store", "memory");
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        sqlx::migrate!("../../migrations/server")
+        sqlx::any::install_default_drivers();
+        // `mode=rwc` creates the file; the path goes in verbatim (percent-encoding would be
+        // needed for `?` or `#` in it, which data directories do not have in practice).
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool_with = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .after_connect(|conn, _| {
+                    Box::pin(async move { conn.execute(SQLITE_PRAGMAS).await.map(drop) })
+                })
+                .connect_with(options.clone())
+        };
+        let write = pool_with(1).await?;
+        sqlx::migrate!("../../migrations/server/sqlite")
             .run(&write)
             .await?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        Ok(Self { pool, write })
+        let pool = pool_with(4).await?;
+        Ok(Self {
+            pool,
+            write,
+            backend: Backend::Sqlite,
+        })
     }
 
-    /// Starts a write transaction that holds the write lock from its first statement: the
-    /// message log writes through its own connection, and a deferred transaction that read first
-    /// would fail with SQLITE_BUSY_SNAPSHOT if the log committed before it wrote.
-    pub(crate) async fn begin_write(
-        &self,
-    ) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    /// Connects to the PostgreSQL database at `url` (`postgres://user@host:port/db`) and migrates
+    /// it. Several nodes may do this at once: sqlx's migrator takes an advisory lock.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let options = AnyConnectOptions::from_str(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../../migrations/server/postgres")
+            .run(&pool)
+            .await?;
+        Ok(Self {
+            write: pool.clone(),
+            pool,
+            backend: Backend::Postgres,
+        })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction. On SQLite it holds the write lock from its first statement:
+    /// the message log writes through its own connection, and a deferred transaction that read
+    /// first would fail with SQLITE_BUSY_SNAPSHOT if the log committed before it wrote.
+    pub(crate) async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.write.begin().await?,
+        })
+    }
+
+    /// `FOR UPDATE` where the backend has it: a read-modify-write inside [`Self::begin_write`]
+    /// needs it on PostgreSQL (SQLite's transaction already holds the only write lock).
+    fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
     }
 
     /// The read pool, for tests that check rows directly.
     #[cfg(test)]
-    pub(crate) fn pool_for_tests(&self) -> SqlitePool {
+    pub(crate) fn pool_for_tests(&self) -> AnyPool {
         self.pool.clone()
     }
 
@@ -272,7 +328,7 @@ impl Store {
     pub async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
         let key = natter_proto::validate::username_key(username);
         let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE username_key = ?"
+            "SELECT {USER_COLUMNS} FROM users WHERE username_key = $1"
         ))
         .bind(key)
         .fetch_optional(&self.pool)
@@ -282,7 +338,7 @@ impl Store {
 
     /// Looks a user up by id.
     pub async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -301,7 +357,8 @@ impl Store {
     ) -> StoreResult<UserRecord> {
         let result = sqlx::query(
             "INSERT INTO users (username, username_key, password_hash, is_guest, nickname, motto, \
-             phone, created_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             phone, created_at, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             RETURNING id",
         )
         .bind(username)
         .bind(natter_proto::validate::username_key(username))
@@ -312,11 +369,11 @@ impl Store {
         .bind(phone)
         .bind(now)
         .bind(now)
-        .execute(&self.write)
+        .fetch_one(&self.write)
         .await;
         match result {
-            Ok(done) => Ok(UserRecord {
-                id: done.last_insert_rowid(),
+            Ok(row) => Ok(UserRecord {
+                id: row.try_get("id")?,
                 username: username.to_owned(),
                 password_hash: password_hash.map(str::to_owned),
                 is_guest: password_hash.is_none(),
@@ -341,8 +398,8 @@ impl Store {
         phone: Option<&str>,
     ) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE users SET nickname = COALESCE(?, nickname), motto = COALESCE(?, motto), \
-             phone = COALESCE(?, phone) WHERE id = ?",
+            "UPDATE users SET nickname = COALESCE($1, nickname), motto = COALESCE($2, motto), \
+             phone = COALESCE($3, phone) WHERE id = $4",
         )
         .bind(nickname)
         .bind(motto)
@@ -355,7 +412,7 @@ impl Store {
 
     /// Records when a user was last seen (guests' grace period counts from it).
     pub async fn touch_user(&self, id: UserId, now: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET last_seen = ? WHERE id = ?")
+        sqlx::query("UPDATE users SET last_seen = $1 WHERE id = $2")
             .bind(now)
             .bind(id)
             .execute(&self.write)
@@ -365,7 +422,7 @@ impl Store {
 
     /// Restarts every guest's grace period (after a server restart nobody is online yet).
     pub async fn touch_all_guests(&self, now: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET last_seen = ? WHERE is_guest = 1")
+        sqlx::query("UPDATE users SET last_seen = $1 WHERE is_guest = 1")
             .bind(now)
             .execute(&self.write)
             .await?;
@@ -384,13 +441,13 @@ impl Store {
         erase_sent_queue: bool,
     ) -> StoreResult<Vec<RemovedTransfer>> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM messages WHERE recipient_id = ? AND delivered_at IS NULL")
+        sqlx::query("DELETE FROM messages WHERE recipient_id = $1 AND delivered_at IS NULL")
             .bind(id)
             .execute(&mut *tx)
             .await?;
         if erase_sent_queue {
             sqlx::query(
-                "DELETE FROM messages WHERE sender_id = ? AND recipient_id IS NOT NULL \
+                "DELETE FROM messages WHERE sender_id = $1 AND recipient_id IS NOT NULL \
                  AND delivered_at IS NULL",
             )
             .bind(id)
@@ -399,7 +456,7 @@ impl Store {
         }
         // Explicitly rather than by the foreign keys' cascade: the caller needs the ids.
         let removed = transfers::delete_user_transfers_in(&mut tx, id).await?;
-        sqlx::query("DELETE FROM users WHERE id = ?")
+        sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -410,7 +467,7 @@ impl Store {
     /// Guests offline since before `cutoff`, for purging.
     pub async fn stale_guests(&self, cutoff: i64) -> StoreResult<Vec<(UserId, String)>> {
         let rows = sqlx::query_as::<_, (i64, String)>(
-            "SELECT id, username FROM users WHERE is_guest = 1 AND last_seen < ?",
+            "SELECT id, username FROM users WHERE is_guest = 1 AND last_seen < $1",
         )
         .bind(cutoff)
         .fetch_all(&self.pool)
@@ -428,7 +485,7 @@ impl Store {
         now: i64,
     ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO sessions (token_hash, user_id, created_at, last_used) VALUES (?, ?, ?, ?)",
+            "INSERT INTO sessions (token_hash, user_id, created_at, last_used) VALUES ($1, $2, $3, $4)",
         )
         .bind(token_hash)
         .bind(user)
@@ -442,7 +499,7 @@ impl Store {
     /// The user of a session token hash, marking the session used.
     pub async fn session_user(&self, token_hash: &[u8], now: i64) -> StoreResult<Option<UserId>> {
         let row = sqlx::query_as::<_, (i64,)>(
-            "UPDATE sessions SET last_used = ? WHERE token_hash = ? RETURNING user_id",
+            "UPDATE sessions SET last_used = $1 WHERE token_hash = $2 RETURNING user_id",
         )
         .bind(now)
         .bind(token_hash)
@@ -453,7 +510,7 @@ impl Store {
 
     /// Revokes one session.
     pub async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)
             .execute(&self.write)
             .await?;
@@ -462,7 +519,7 @@ impl Store {
 
     /// Revokes every session of `user` except `keep`.
     pub async fn delete_other_sessions(&self, user: UserId, keep: &[u8]) -> StoreResult<()> {
-        sqlx::query("DELETE FROM sessions WHERE user_id = ? AND token_hash != ?")
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash != $2")
             .bind(user)
             .bind(keep)
             .execute(&self.write)
@@ -476,7 +533,7 @@ impl Store {
     pub async fn friends(&self, user: UserId) -> StoreResult<Vec<FriendRecord>> {
         let rows = sqlx::query(
             "SELECT u.id, u.username, u.nickname, u.motto, u.is_guest FROM friendships f \
-             JOIN users u ON u.id = f.friend_id WHERE f.user_id = ? ORDER BY u.username_key",
+             JOIN users u ON u.id = f.friend_id WHERE f.user_id = $1 ORDER BY u.username_key",
         )
         .bind(user)
         .fetch_all(&self.pool)
@@ -496,7 +553,7 @@ impl Store {
 
     /// Whether the two users are friends.
     pub async fn are_friends(&self, a: UserId, b: UserId) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT 1 FROM friendships WHERE user_id = ? AND friend_id = ?")
+        let row = sqlx::query("SELECT 1 FROM friendships WHERE user_id = $1 AND friend_id = $2")
             .bind(a)
             .bind(b)
             .fetch_optional(&self.pool)
@@ -508,9 +565,9 @@ impl Store {
     pub async fn pending_requests(&self, user: UserId) -> StoreResult<PendingRequests> {
         let rows = sqlx::query(
             "SELECT fu.username AS from_name, tu.username AS to_name, r.message, r.created_at, \
-             r.to_id = ? AS incoming FROM friend_requests r \
+             CAST(CASE WHEN r.to_id = $1 THEN 1 ELSE 0 END AS BIGINT) AS incoming FROM friend_requests r \
              JOIN users fu ON fu.id = r.from_id JOIN users tu ON tu.id = r.to_id \
-             WHERE r.to_id = ? OR r.from_id = ? ORDER BY r.created_at",
+             WHERE r.to_id = $2 OR r.from_id = $3 ORDER BY r.created_at",
         )
         .bind(user)
         .bind(user)
@@ -536,7 +593,7 @@ impl Store {
 
     /// Whether `from` has a pending request to `to`.
     pub async fn has_request(&self, from: UserId, to: UserId) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT 1 FROM friend_requests WHERE from_id = ? AND to_id = ?")
+        let row = sqlx::query("SELECT 1 FROM friend_requests WHERE from_id = $1 AND to_id = $2")
             .bind(from)
             .bind(to)
             .fetch_optional(&self.pool)
@@ -553,7 +610,7 @@ impl Store {
         now: i64,
     ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO friend_requests (from_id, to_id, message, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO friend_requests (from_id, to_id, message, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(from)
         .bind(to)
@@ -566,7 +623,7 @@ impl Store {
 
     /// Removes the request `from` → `to`; true if there was one.
     pub async fn delete_request(&self, from: UserId, to: UserId) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM friend_requests WHERE from_id = ? AND to_id = ?")
+        let done = sqlx::query("DELETE FROM friend_requests WHERE from_id = $1 AND to_id = $2")
             .bind(from)
             .bind(to)
             .execute(&self.write)
@@ -579,14 +636,15 @@ impl Store {
         let mut tx = self.begin_write().await?;
         for (x, y) in [(a, b), (b, a)] {
             sqlx::query(
-                "INSERT OR IGNORE INTO friendships (user_id, friend_id, since) VALUES (?, ?, ?)",
+                "INSERT INTO friendships (user_id, friend_id, since) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
             )
             .bind(x)
             .bind(y)
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("DELETE FROM friend_requests WHERE from_id = ? AND to_id = ?")
+            sqlx::query("DELETE FROM friend_requests WHERE from_id = $1 AND to_id = $2")
                 .bind(x)
                 .bind(y)
                 .execute(&mut *tx)
@@ -599,7 +657,7 @@ impl Store {
     /// Ends a friendship; true if there was one.
     pub async fn unfriend(&self, a: UserId, b: UserId) -> StoreResult<bool> {
         let done = sqlx::query(
-            "DELETE FROM friendships WHERE (user_id = ? AND friend_id = ?) OR (user_id = ? AND friend_id = ?)",
+            "DELETE FROM friendships WHERE (user_id = $1 AND friend_id = $2) OR (user_id = $3 AND friend_id = $4)",
         )
         .bind(a)
         .bind(b)
@@ -622,7 +680,7 @@ impl Store {
         // One statement: a read-then-write transaction would have to upgrade its lock and can
         // fail with SQLITE_BUSY_SNAPSHOT while the message writer commits.
         let mut rows = sqlx::query_as::<_, (i64, String)>(
-            "DELETE FROM notices WHERE user_id = ? RETURNING id, payload",
+            "DELETE FROM notices WHERE user_id = $1 RETURNING id, payload",
         )
         .bind(user)
         .fetch_all(&self.write)
@@ -638,7 +696,7 @@ impl Store {
     pub async fn undelivered_for(&self, user: UserId) -> StoreResult<Vec<ChatMessage>> {
         let rows = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages \
-             WHERE recipient_id = ? AND delivered_at IS NULL ORDER BY id"
+             WHERE recipient_id = $1 AND delivered_at IS NULL ORDER BY id"
         ))
         .bind(user)
         .fetch_all(&self.pool)
@@ -658,7 +716,7 @@ impl Store {
     ) -> StoreResult<Vec<(MsgId, String, String, i64)>> {
         let rows = sqlx::query_as::<_, (i64, String, String, i64)>(
             "SELECT id, client_msg_id, recipient_name, delivered_at FROM messages \
-             WHERE sender_id = ? AND delivered_at IS NOT NULL AND receipt_seen = 0 \
+             WHERE sender_id = $1 AND delivered_at IS NOT NULL AND receipt_seen = 0 \
              AND recipient_id IS NOT NULL ORDER BY id",
         )
         .bind(user)
@@ -675,8 +733,8 @@ impl Store {
         limit: u32,
     ) -> StoreResult<(Vec<ChatMessage>, bool)> {
         let rows = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv_key = ? AND id < ? \
-             ORDER BY id DESC LIMIT ?"
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv_key = $1 AND id < $2 \
+             ORDER BY id DESC LIMIT $3"
         ))
         .bind(conv_key)
         .bind(before.unwrap_or(i64::MAX))
@@ -695,12 +753,12 @@ impl Store {
 
 /// Queues a notice inside an open connection or transaction.
 pub async fn add_notice_in(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     user: UserId,
     payload: &str,
     now: i64,
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO notices (user_id, payload, created_at) VALUES (?, ?, ?)")
+    sqlx::query("INSERT INTO notices (user_id, payload, created_at) VALUES ($1, $2, $3)")
         .bind(user)
         .bind(payload)
         .bind(now)

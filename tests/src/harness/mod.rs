@@ -4,6 +4,7 @@ pub mod app;
 pub mod calls;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod core;
 pub mod files;
 pub mod proxy;

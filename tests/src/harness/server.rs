@@ -52,6 +52,73 @@ pub struct TestServer {
     ready: ReadyFile,
     cert: Option<CertificateDer<'static>>,
     starts: u32,
+    /// The PostgreSQL database of this server (dropped with it), when the suite runs on that
+    /// backend.
+    database: Option<PgDatabase>,
+}
+
+/// The environment variable that switches every server of the suites to PostgreSQL: the URL of
+/// a database to connect to for administration (`scripts/cluster-services.sh` sets it). Each
+/// [`TestServer`] then gets a database of its own, so the protocol suites run unchanged on both
+/// backends.
+pub const POSTGRES_ENV: &str = "NATTER_TEST_POSTGRES";
+
+/// A throw-away database on the suite's PostgreSQL server.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    /// Where a server connects.
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// Creates a fresh, empty database next to the one `admin_url` names.
+    pub fn create(admin_url: &str) -> Result<Self> {
+        let (base, _) = admin_url
+            .rsplit_once('/')
+            .ok_or_else(|| anyhow!("{POSTGRES_ENV}={admin_url} is not postgres://…/dbname"))?;
+        let name = format!("natter_{}", uuid::Uuid::new_v4().simple());
+        psql(admin_url, &format!("CREATE DATABASE {name}"))?;
+        Ok(Self {
+            admin_url: admin_url.to_owned(),
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+
+    /// The suite's PostgreSQL database for a new server, if the suite runs on PostgreSQL.
+    pub fn for_suite() -> Result<Option<Self>> {
+        match std::env::var(POSTGRES_ENV) {
+            Ok(url) if !url.is_empty() => Self::create(&url).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        // Hundreds of servers per suite run: leaving their databases would fill the disk.
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        if let Err(e) = psql(&self.admin_url, &drop) {
+            eprintln!("natter-e2e: {e:#}");
+        }
+    }
+}
+
+/// Runs one SQL statement with `psql`.
+fn psql(url: &str, sql: &str) -> Result<()> {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .stdin(Stdio::null())
+        .output()
+        .context("while running psql (apt-get install postgresql-client)")?;
+    if !out.status.success() {
+        bail!(
+            "psql `{sql}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 impl TestServer {
@@ -74,7 +141,16 @@ impl TestServer {
             .prefix("natter-e2e-")
             .tempdir()
             .context("while creating the server's temporary directory")?;
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        // A cluster node names its shared database itself.
+        let database = if args.iter().any(|a| a == "--database-url") {
+            None
+        } else {
+            PgDatabase::for_suite()?
+        };
+        if let Some(db) = &database {
+            args.extend(["--database-url".to_owned(), db.url.clone()]);
+        }
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -88,9 +164,15 @@ impl TestServer {
             ready,
             cert: None,
             starts: 1,
+            database,
         };
         server.load_cert()?;
         Ok(server)
+    }
+
+    /// Whether this server runs on PostgreSQL (the suite's [`POSTGRES_ENV`] is set).
+    pub fn on_postgres(&self) -> bool {
+        self.database.is_some()
     }
 
     /// The plain TCP address.

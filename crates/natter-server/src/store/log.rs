@@ -177,6 +177,103 @@ fn target_of(recipient_name: Option<String>) -> Target {
     }
 }
 
+/// Where a message is filed: its conversation key, and its recipient's id and name.
+pub(super) fn placement(msg: &NewMessage) -> (String, Option<UserId>, Option<&str>) {
+    match &msg.recipient {
+        Some((id, name)) => (
+            private_conv_key(msg.sender_id, *id),
+            Some(*id),
+            Some(name.as_str()),
+        ),
+        None => (SQUARE_CONV.to_owned(), None, None),
+    }
+}
+
+/// The stored form of a message body.
+pub(super) fn body_json(msg: &NewMessage) -> String {
+    serde_json::to_string(&msg.body).expect("MessageBody serialises to JSON")
+}
+
+/// A message just stored under `msg_id`.
+pub(super) fn fresh(msg: &NewMessage, msg_id: MsgId, now: i64) -> StoredMessage {
+    let (_, recipient_id, recipient_name) = placement(msg);
+    StoredMessage {
+        message: ChatMessage {
+            msg_id,
+            client_msg_id: msg.client_msg_id.clone(),
+            from: msg.sender_name.clone(),
+            from_guest: msg.sender_guest,
+            to: target_of(recipient_name.map(str::to_owned)),
+            ts: now,
+            body: msg.body.clone(),
+        },
+        recipient_id,
+        duplicate: false,
+    }
+}
+
+/// The stored row of a message sent again with the same `client_msg_id`.
+pub(super) struct Original {
+    pub msg_id: MsgId,
+    pub from: String,
+    pub from_guest: bool,
+    pub recipient_id: Option<UserId>,
+    pub recipient_name: Option<String>,
+    pub ts: i64,
+    pub body: String,
+}
+
+/// The original of a resent message, handed back as it was stored.
+pub(super) fn duplicate(msg: &NewMessage, o: Original) -> StoredMessage {
+    // A body we cannot read (hand-edited DB, future version) is answered with the resent body
+    // rather than failing the whole batch.
+    let body = serde_json::from_str::<MessageBody>(&o.body).unwrap_or_else(|e| {
+        tracing::warn!(msg_id = o.msg_id, error = %e, "stored message body unreadable");
+        msg.body.clone()
+    });
+    StoredMessage {
+        message: ChatMessage {
+            msg_id: o.msg_id,
+            client_msg_id: msg.client_msg_id.clone(),
+            from: o.from,
+            from_guest: o.from_guest,
+            to: target_of(o.recipient_name),
+            ts: o.ts,
+            body,
+        },
+        recipient_id: o.recipient_id,
+        duplicate: true,
+    }
+}
+
+/// What an acked id does, given the acking user and the message's row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AckEffect {
+    /// The recipient received it: mark it delivered (its sender is owed a receipt).
+    Deliver,
+    /// The sender saw its receipt.
+    ReceiptSeen,
+    /// Anybody else's id, or nothing left to do: ignored, so nobody can fake a delivery or
+    /// silence someone's receipt.
+    Ignore,
+}
+
+/// The one rule for acks, shared by every backend.
+pub(super) fn ack_effect(
+    user: UserId,
+    sender_id: UserId,
+    recipient_id: Option<UserId>,
+    pending: bool,
+) -> AckEffect {
+    if pending && recipient_id == Some(user) {
+        AckEffect::Deliver
+    } else if !pending && sender_id == user {
+        AckEffect::ReceiptSeen
+    } else {
+        AckEffect::Ignore
+    }
+}
+
 impl MessageLog for SqliteLog {
     fn commit(
         &mut self,
@@ -197,14 +294,7 @@ impl MessageLog for SqliteLog {
             let mut insert = tx.prepare_cached(INSERT)?;
             let mut existing = tx.prepare_cached(EXISTING)?;
             for msg in saves {
-                let (conv_key, recipient_id, recipient_name) = match &msg.recipient {
-                    Some((id, name)) => {
-                        (private_conv_key(msg.sender_id, *id), Some(*id), Some(name))
-                    }
-                    None => (SQUARE_CONV.to_owned(), None, None),
-                };
-                let body =
-                    serde_json::to_string(&msg.body).expect("MessageBody serialises to JSON");
+                let (conv_key, recipient_id, recipient_name) = placement(msg);
                 let inserted = insert.execute(params![
                     msg.sender_id,
                     msg.sender_name,
@@ -213,58 +303,27 @@ impl MessageLog for SqliteLog {
                     conv_key,
                     recipient_id,
                     recipient_name,
-                    body,
+                    body_json(msg),
                     now
                 ])?;
                 if inserted == 1 {
-                    out.stored.push(StoredMessage {
-                        message: ChatMessage {
-                            msg_id: tx.last_insert_rowid(),
-                            client_msg_id: msg.client_msg_id.clone(),
-                            from: msg.sender_name.clone(),
-                            from_guest: msg.sender_guest,
-                            to: target_of(recipient_name.cloned()),
-                            ts: now,
-                            body: msg.body.clone(),
-                        },
-                        recipient_id,
-                        duplicate: false,
-                    });
+                    out.stored.push(fresh(msg, tx.last_insert_rowid(), now));
                     continue;
                 }
                 // Stored before (a resend): hand back the original as it was stored.
                 let original =
                     existing.query_row(params![msg.sender_id, msg.client_msg_id], |row| {
-                        Ok((
-                            row.get::<_, i64>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, bool>(2)?,
-                            row.get::<_, Option<i64>>(3)?,
-                            row.get::<_, Option<String>>(4)?,
-                            row.get::<_, i64>(5)?,
-                            row.get::<_, String>(6)?,
-                        ))
+                        Ok(Original {
+                            msg_id: row.get(0)?,
+                            from: row.get(1)?,
+                            from_guest: row.get(2)?,
+                            recipient_id: row.get(3)?,
+                            recipient_name: row.get(4)?,
+                            ts: row.get(5)?,
+                            body: row.get(6)?,
+                        })
                     })?;
-                let (msg_id, from, from_guest, recipient_id, recipient_name, ts, body) = original;
-                // A body we cannot read (hand-edited DB, future version) is answered with the
-                // resent body rather than failing the whole batch.
-                let body = serde_json::from_str::<MessageBody>(&body).unwrap_or_else(|e| {
-                    tracing::warn!(msg_id, error = %e, "stored message body unreadable");
-                    msg.body.clone()
-                });
-                out.stored.push(StoredMessage {
-                    message: ChatMessage {
-                        msg_id,
-                        client_msg_id: msg.client_msg_id.clone(),
-                        from,
-                        from_guest,
-                        to: target_of(recipient_name),
-                        ts,
-                        body,
-                    },
-                    recipient_id,
-                    duplicate: true,
-                });
+                out.stored.push(duplicate(msg, original));
             }
 
             let mut lookup = tx.prepare_cached(ACK_LOOKUP)?;
@@ -289,16 +348,20 @@ impl MessageLog for SqliteLog {
                     else {
                         continue;
                     };
-                    if pending && recipient_id == Some(*user) {
-                        deliver.execute(params![id, now])?;
-                        acked.push(AckedMessage {
-                            msg_id: id,
-                            sender_id,
-                            client_msg_id,
-                            recipient_name: recipient_name.unwrap_or_default(),
-                        });
-                    } else if !pending && sender_id == *user {
-                        receipt_seen.execute(params![id])?;
+                    match ack_effect(*user, sender_id, recipient_id, pending) {
+                        AckEffect::Deliver => {
+                            deliver.execute(params![id, now])?;
+                            acked.push(AckedMessage {
+                                msg_id: id,
+                                sender_id,
+                                client_msg_id,
+                                recipient_name: recipient_name.unwrap_or_default(),
+                            });
+                        }
+                        AckEffect::ReceiptSeen => {
+                            receipt_seen.execute(params![id])?;
+                        }
+                        AckEffect::Ignore => {}
                     }
                 }
                 acked.sort_by_key(|a| a.msg_id);

@@ -1,4 +1,4 @@
-//! SQL for file transfers (`migrations/server/0003_files.sql`). Byte ranges are recorded only
+//! SQL for file transfers (`migrations/server/*/0003_files.sql`). Byte ranges are recorded only
 //! after their bytes are written, in one transaction on the single writing connection, so two
 //! chunks of one transfer never lose each other's range.
 
@@ -111,7 +111,7 @@ fn kind_str(kind: FileKind) -> &'static str {
     }
 }
 
-fn transfer_from_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<TransferRecord> {
+fn transfer_from_row(row: &sqlx::any::AnyRow) -> StoreResult<TransferRecord> {
     let file_id: String = row.try_get("file_id")?;
     let have: String = row.try_get("have")?;
     let have = serde_json::from_str::<RangeSet>(&have).unwrap_or_else(|e| {
@@ -162,9 +162,9 @@ impl Store {
         let done = sqlx::query(
             "INSERT INTO transfers (file_id, owner_id, kind, target_id, name, size, sha256, \
              chunk_size, accepted, complete, created_at, expires_at) \
-             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
              WHERE (SELECT COALESCE(SUM(size), 0) FROM transfers \
-                    WHERE owner_id = ? AND expires_at > ?) + ? <= ?",
+                    WHERE owner_id = $13 AND expires_at > $14) + $15 <= $16",
         )
         .bind(&t.file_id)
         .bind(t.owner_id)
@@ -193,7 +193,7 @@ impl Store {
     /// A transfer that has not expired by `now`.
     pub async fn transfer(&self, file_id: &str, now: i64) -> StoreResult<Option<TransferRecord>> {
         let row = sqlx::query(&format!(
-            "SELECT {TRANSFER_COLUMNS} FROM {TRANSFER_FROM} WHERE t.file_id = ? AND t.expires_at > ?"
+            "SELECT {TRANSFER_COLUMNS} FROM {TRANSFER_FROM} WHERE t.file_id = $1 AND t.expires_at > $2"
         ))
         .bind(file_id)
         .bind(now)
@@ -209,8 +209,8 @@ impl Store {
         now: i64,
     ) -> StoreResult<Vec<TransferRecord>> {
         let rows = sqlx::query(&format!(
-            "SELECT {TRANSFER_COLUMNS} FROM {TRANSFER_FROM} WHERE t.target_id = ? \
-             AND t.kind = 'file' AND t.accepted IS NULL AND t.expires_at > ? ORDER BY t.created_at"
+            "SELECT {TRANSFER_COLUMNS} FROM {TRANSFER_FROM} WHERE t.target_id = $1 \
+             AND t.kind = 'file' AND t.accepted IS NULL AND t.expires_at > $2 ORDER BY t.created_at"
         ))
         .bind(user)
         .bind(now)
@@ -222,7 +222,7 @@ impl Store {
     /// Records the receiver's acceptance; false if it was already accepted or is gone.
     pub async fn accept_transfer(&self, file_id: &str) -> StoreResult<bool> {
         let done = sqlx::query(
-            "UPDATE transfers SET accepted = 1 WHERE file_id = ? AND accepted IS NOT 1",
+            "UPDATE transfers SET accepted = 1 WHERE file_id = $1 AND (accepted IS NULL OR accepted <> 1)",
         )
         .bind(file_id)
         .execute(&self.write)
@@ -233,7 +233,7 @@ impl Store {
     /// Deletes one transfer's row; `None` if there was none.
     pub async fn delete_transfer(&self, file_id: &str) -> StoreResult<Option<RemovedTransfer>> {
         let row = sqlx::query_as::<_, (String, i64, Option<i64>)>(
-            "DELETE FROM transfers WHERE file_id = ? RETURNING file_id, owner_id, target_id",
+            "DELETE FROM transfers WHERE file_id = $1 RETURNING file_id, owner_id, target_id",
         )
         .bind(file_id)
         .fetch_optional(&self.write)
@@ -244,7 +244,7 @@ impl Store {
     /// Deletes every transfer that expired by `now`.
     pub async fn expire_transfers(&self, now: i64) -> StoreResult<Vec<RemovedTransfer>> {
         let rows = sqlx::query_as::<_, (String, i64, Option<i64>)>(
-            "DELETE FROM transfers WHERE expires_at <= ? RETURNING file_id, owner_id, target_id",
+            "DELETE FROM transfers WHERE expires_at <= $1 RETURNING file_id, owner_id, target_id",
         )
         .bind(now)
         .fetch_all(&self.write)
@@ -261,16 +261,19 @@ impl Store {
         end: u64,
     ) -> StoreResult<Option<RangeSet>> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query_as::<_, (String,)>("SELECT have FROM transfers WHERE file_id = ?")
-            .bind(file_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = sqlx::query_as::<_, (String,)>(&format!(
+            "SELECT have FROM transfers WHERE file_id = $1{}",
+            self.for_update()
+        ))
+        .bind(file_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some((have,)) = row else {
             return Ok(None);
         };
         let mut have = serde_json::from_str::<RangeSet>(&have).unwrap_or_default();
         have.insert(start, end);
-        sqlx::query("UPDATE transfers SET have = ? WHERE file_id = ?")
+        sqlx::query("UPDATE transfers SET have = $1 WHERE file_id = $2")
             .bind(serde_json::to_string(&have).expect("pairs of integers serialise to JSON"))
             .bind(file_id)
             .execute(&mut *tx)
@@ -281,7 +284,7 @@ impl Store {
 
     /// Marks a transfer verified; false if it is gone.
     pub async fn mark_complete(&self, file_id: &str) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE transfers SET complete = 1 WHERE file_id = ?")
+        let done = sqlx::query("UPDATE transfers SET complete = 1 WHERE file_id = $1")
             .bind(file_id)
             .execute(&self.write)
             .await?;
@@ -290,7 +293,7 @@ impl Store {
 
     /// Forgets every stored range of a transfer (its bytes failed the hash check).
     pub async fn reset_ranges(&self, file_id: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE transfers SET have = '[]', complete = 0 WHERE file_id = ?")
+        sqlx::query("UPDATE transfers SET have = '[]', complete = 0 WHERE file_id = $1")
             .bind(file_id)
             .execute(&self.write)
             .await?;
@@ -318,11 +321,11 @@ impl Store {
 
 /// Deletes every transfer a user sent or was sent, inside the transaction deleting the user.
 pub(super) async fn delete_user_transfers_in(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     user: UserId,
 ) -> StoreResult<Vec<RemovedTransfer>> {
     let rows = sqlx::query_as::<_, (String, i64, Option<i64>)>(
-        "DELETE FROM transfers WHERE owner_id = ? OR target_id = ? \
+        "DELETE FROM transfers WHERE owner_id = $1 OR target_id = $2 \
          RETURNING file_id, owner_id, target_id",
     )
     .bind(user)

@@ -1,0 +1,233 @@
+//! The cluster bus: several nodes on one PostgreSQL database, talking over NATS.
+//!
+//! Everything durable is in the shared database already (messages, acks, friendships, notices,
+//! transfers), so the bus carries only what is live: who is online where, and pushes for users
+//! connected to another node. Subjects:
+//!
+//! - `natter.node.<node>.push.<user>` / `natter.node.<node>.private.<user>.<msg_id>`: a frame
+//!   for one user of that node (the payload is the frame's JSON, as the client gets it);
+//! - `natter.all.square.<origin>.<except>`: a frame for every session in the cluster but one;
+//! - `natter.all.event.<origin>`: a [`ClusterEvent`] as JSON (logins, logouts, friendships,
+//!   nicknames, `hello`/`snapshot` when a node starts, `alive` every quarter of the node timeout,
+//!   `bye` when it stops).
+//!
+//! A node not heard from within the node timeout is taken for dead: its users go offline
+//! everywhere. Nothing durable rides on the bus, so a lost bus message costs at most a late
+//! push: private messages and receipts stay queued in the database until acked and come again at
+//! the next login, as on one node.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Bus, BusOut, ClusterEvent, Hub, Push};
+
+/// Cluster bus errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The NATS server could not be reached.
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect {
+        /// Where.
+        url: String,
+        /// Why.
+        source: async_nats::ConnectError,
+    },
+    /// A subscription failed.
+    #[error("cannot subscribe on NATS: {0}")]
+    Subscribe(#[from] async_nats::SubscribeError),
+}
+
+/// A node's membership in a cluster: the task that publishes and receives its bus traffic.
+pub struct Member {
+    client: async_nats::Client,
+    node: String,
+    hub: Arc<Hub>,
+    out: mpsc::UnboundedReceiver<BusOut>,
+    node_timeout: Duration,
+    direct: async_nats::Subscriber,
+    all: async_nats::Subscriber,
+}
+
+impl Member {
+    /// Connects to NATS at `url`, subscribes, and connects `hub` to the bus. Run the returned
+    /// member with [`Member::run`].
+    pub async fn join(
+        url: &str,
+        hub: Arc<Hub>,
+        node_timeout: Duration,
+    ) -> Result<Self, ClusterError> {
+        let client = async_nats::connect(url)
+            .await
+            .map_err(|source| ClusterError::Connect {
+                url: url.to_owned(),
+                source,
+            })?;
+        let node = uuid::Uuid::new_v4().simple().to_string();
+        let direct = client.subscribe(format!("natter.node.{node}.>")).await?;
+        let all = client.subscribe("natter.all.>").await?;
+        let (tx, out) = mpsc::unbounded_channel();
+        hub.set_bus(Bus {
+            node: node.clone(),
+            out: tx,
+        });
+        tracing::info!(%node, %url, "joined the cluster bus");
+        Ok(Self {
+            client,
+            node,
+            hub,
+            out,
+            node_timeout,
+            direct,
+            all,
+        })
+    }
+
+    /// This node's id on the bus.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Publishes and receives until `stop`, then says goodbye.
+    pub async fn run(mut self, stop: CancellationToken) {
+        let mut seen: HashMap<String, Instant> = HashMap::new();
+        let mut tick = tokio::time::interval(self.node_timeout / 4);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.event(&ClusterEvent::Hello).await;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                Some(out) = self.out.recv() => self.publish(out).await,
+                Some(msg) = self.direct.next() => self.direct_message(&msg.subject, msg.payload),
+                Some(msg) = self.all.next() => self.cluster_message(&msg.subject, msg.payload, &mut seen).await,
+                _ = tick.tick() => {
+                    self.event(&ClusterEvent::Alive).await;
+                    let now = Instant::now();
+                    let timeout = self.node_timeout;
+                    let dead: Vec<String> = seen
+                        .iter()
+                        .filter(|(_, at)| now.duration_since(**at) > timeout)
+                        .map(|(node, _)| node.clone())
+                        .collect();
+                    for node in dead {
+                        tracing::warn!(%node, "node silent past the node timeout; its users are offline");
+                        seen.remove(&node);
+                        self.hub.node_gone(&node);
+                    }
+                }
+            }
+        }
+        // What the sessions' shutdown queued (their offline events) goes out before the bye.
+        while let Ok(out) = self.out.try_recv() {
+            self.publish(out).await;
+        }
+        self.event(&ClusterEvent::Bye).await;
+        if let Err(e) = self.client.flush().await {
+            tracing::warn!(error = %e, "could not flush the cluster bus");
+        }
+    }
+
+    async fn publish(&self, out: BusOut) {
+        let (subject, payload) = match out {
+            BusOut::Push {
+                node,
+                user_id,
+                push: Push::Frame(frame),
+            } => (format!("natter.node.{node}.push.{user_id}"), frame),
+            BusOut::Push {
+                node,
+                user_id,
+                push: Push::Private { msg_id, frame },
+            } => (
+                format!("natter.node.{node}.private.{user_id}.{msg_id}"),
+                frame,
+            ),
+            BusOut::Broadcast { except, frame } => {
+                (format!("natter.all.square.{}.{except}", self.node), frame)
+            }
+            BusOut::Event(event) => return self.event(&event).await,
+        };
+        if let Err(e) = self.client.publish(subject, payload).await {
+            tracing::warn!(error = %e, "cluster bus publish failed");
+        }
+    }
+
+    async fn event(&self, event: &ClusterEvent) {
+        let payload = serde_json::to_vec(event).expect("cluster events serialise to JSON");
+        let subject = format!("natter.all.event.{}", self.node);
+        if let Err(e) = self.client.publish(subject, payload.into()).await {
+            tracing::warn!(error = %e, "cluster bus publish failed");
+        }
+    }
+
+    fn direct_message(&self, subject: &str, payload: Bytes) {
+        let parts: Vec<&str> = subject.split('.').collect();
+        let push = match parts.as_slice() {
+            [_, _, _, "push", user] => user.parse().ok().map(|u| (u, Push::Frame(payload))),
+            [_, _, _, "private", user, msg_id] => match (user.parse(), msg_id.parse()) {
+                (Ok(u), Ok(msg_id)) => Some((
+                    u,
+                    Push::Private {
+                        msg_id,
+                        frame: payload,
+                    },
+                )),
+                _ => None,
+            },
+            _ => None,
+        };
+        match push {
+            Some((user_id, push)) => self.hub.push_local(user_id, push),
+            None => tracing::warn!(%subject, "unknown cluster bus subject"),
+        }
+    }
+
+    async fn cluster_message(
+        &self,
+        subject: &str,
+        payload: Bytes,
+        seen: &mut HashMap<String, Instant>,
+    ) {
+        let parts: Vec<&str> = subject.split('.').collect();
+        match parts.as_slice() {
+            [_, _, "square", origin, except] if *origin != self.node => {
+                if let Ok(except) = except.parse() {
+                    self.hub.broadcast_local(except, payload);
+                }
+            }
+            [_, _, "event", origin] if *origin != self.node => {
+                let event: ClusterEvent = match serde_json::from_slice(&payload) {
+                    Ok(event) => event,
+                    Err(e) => {
+                        tracing::warn!(%origin, error = %e, "unreadable cluster event");
+                        return;
+                    }
+                };
+                let known = seen.insert((*origin).to_owned(), Instant::now()).is_some();
+                match &event {
+                    // A new node, or one taken for dead that is back: everyone (this node too)
+                    // tells it who is online, and it tells everyone.
+                    ClusterEvent::Hello => self.snapshot().await,
+                    ClusterEvent::Bye => {
+                        seen.remove(*origin);
+                    }
+                    ClusterEvent::Snapshot { .. } => {}
+                    _ if !known => self.event(&ClusterEvent::Hello).await,
+                    _ => {}
+                }
+                self.hub.apply_remote(origin, event);
+            }
+            _ => {}
+        }
+    }
+
+    async fn snapshot(&self) {
+        let users = self.hub.local_users();
+        self.event(&ClusterEvent::Snapshot { users }).await;
+    }
+}

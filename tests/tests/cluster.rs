@@ -1,0 +1,134 @@
+//! A cluster: three natter-server nodes on one real PostgreSQL and one real nats-server
+//! (`scripts/cluster-services.sh`). Users on different nodes see each other online, befriend,
+//! chat both ways with receipts, share the square and get what was sent while they were away;
+//! a node killed with SIGKILL takes its users offline everywhere, and they carry on at another
+//! node with nothing lost or duplicated.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use natter_e2e::harness::cluster::NODE_TIMEOUT_MS;
+use natter_e2e::*;
+
+/// How long a change may take to cross the bus (it usually takes milliseconds).
+const BUS_PATIENCE: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn users_on_different_nodes_chat_and_survive_a_node_dying() -> Result<()> {
+    let Some(cluster) = TestCluster::from_env()? else {
+        return Ok(());
+    };
+    let node1 = cluster.node().await?;
+    let mut node2 = cluster.node().await?;
+    let node3 = cluster.node().await?;
+
+    // Accounts made on one node exist on all of them.
+    let mut alice = node1.user("alice").await?;
+    node3.register("carol").await?;
+    let mut bob = node2.user("bobby").await?;
+
+    // Presence crosses nodes: alice (presence "all") sees bob log in at node 2.
+    alice.expect_user_online("bobby").await?;
+    let who = bob.session().map(|s| s.online).unwrap_or_default();
+    ensure!(
+        who.iter().any(|u| u.username == "alice"),
+        "bob's login_ok on node 2 lists alice, online at node 1: {who:?}"
+    );
+
+    befriend(&mut alice, &mut bob).await?;
+
+    // Private messages both ways, each with its receipt.
+    let sent = alice.send_text("bobby", "hello from node 1").await?;
+    let got = bob.expect_message_from("alice").await?;
+    assert_eq!(got.msg_id, sent.msg_id);
+    assert_eq!(text_of(&got).as_deref(), Some("hello from node 1"));
+    bob.ack(&[got.msg_id]).await?;
+    alice.expect_receipt(sent.msg_id).await?;
+
+    let reply = bob.send_text("alice", "hi from node 2").await?;
+    let got = alice.expect_message_from("bobby").await?;
+    assert_eq!(got.msg_id, reply.msg_id);
+    alice.ack(&[got.msg_id]).await?;
+    bob.expect_receipt(reply.msg_id).await?;
+
+    // The square reaches every node.
+    let mut carol = node3.login("carol").await?;
+    let square = alice.send_square("everyone, from node 1").await?;
+    for reader in [&mut bob, &mut carol] {
+        let got = reader.expect_message_from("alice").await?;
+        assert_eq!(got.msg_id, square.msg_id);
+        assert_eq!(got.to, Target::Square);
+    }
+
+    // Offline delivery: carol leaves node 3, alice writes, carol comes back at node 2.
+    carol.drop_connection().await?;
+    alice
+        .expect_user_offline_within("carol", BUS_PATIENCE)
+        .await?;
+    let queued = alice.send_text("carol", "while you were away").await?;
+    let mut carol = node2.login("carol").await?;
+    let got = carol.expect_message_from("alice").await?;
+    assert_eq!(got.msg_id, queued.msg_id);
+    carol.ack(&[got.msg_id]).await?;
+    alice.expect_receipt(queued.msg_id).await?;
+
+    // A second login at another node ends the first session.
+    let mut carol_again = node3.login("carol").await?;
+    carol.expect_kicked().await?;
+    alice
+        .assert_no_push_matching(
+            "carol going offline while she moved nodes",
+            Duration::from_millis(500),
+            |m| matches!(m, ServerMessage::UserOffline { username } if username == "carol"),
+        )
+        .await?;
+
+    // Node 2 dies with bob on it. Messages to him wait in the database.
+    let token = bob.token()?;
+    let in_flight = alice.send_text("bobby", "are you there?").await?;
+    node2.kill9()?;
+    alice
+        .expect_user_offline_within(
+            "bobby",
+            Duration::from_millis(NODE_TIMEOUT_MS) + BUS_PATIENCE,
+        )
+        .await?;
+    carol_again
+        .expect_user_offline_within(
+            "bobby",
+            Duration::from_millis(NODE_TIMEOUT_MS) + BUS_PATIENCE,
+        )
+        .await?;
+
+    // Bob's client fails over to node 3 and resumes his session there.
+    let (mut bob, session) = node3.resume("bobby", &token).await?;
+    assert_eq!(session.profile.username, "bobby");
+    alice.expect_user_online("bobby").await?;
+    // Everything accepted reaches him once: delivered-but-unacked messages may come again (he
+    // acked none of these), nothing acked does.
+    let got = bob.expect_message_from("alice").await?;
+    assert_eq!(
+        got.msg_id, in_flight.msg_id,
+        "the message sent as node 2 died"
+    );
+    bob.ack(&[got.msg_id]).await?;
+    alice.expect_receipt(in_flight.msg_id).await?;
+    bob.assert_no_message(QUIET_WINDOW).await?;
+
+    // Presence is right on every node that is still up.
+    for node in [&node1, &node3] {
+        let probe = node.connect().await?;
+        let session = probe
+            .guest(&format!("probe{}", node.plain_addr().port()))
+            .await?;
+        let online: Vec<String> = session.online.into_iter().map(|u| u.username).collect();
+        for name in ["alice", "bobby", "carol"] {
+            ensure!(
+                online.iter().any(|u| u == name),
+                "{name} is online per node {}: {online:?}",
+                node.plain_addr()
+            );
+        }
+    }
+    Ok(())
+}
