@@ -117,14 +117,16 @@ impl AppState {
             old.forwarder.abort();
             old.client.shutdown().await;
         }
-        let client = Client::start(ClientConfig::new(
-            ServerAddr {
-                host: server.host.clone(),
-                port: server.port,
-                tls: server.tls,
-            },
-            self.data_dir.clone(),
-        ));
+        // Several nodes of one service: "a.example, b.example:4100".
+        let mut nodes = ServerAddr::parse_list(&server.host, server.port, server.tls)
+            .map_err(|e| IpcError::new("invalid_server", e))?
+            .into_iter();
+        let first = nodes
+            .next()
+            .ok_or_else(|| IpcError::new("invalid_server", "enter a host and a port"))?;
+        let mut config = ClientConfig::new(first, self.data_dir.clone());
+        config.fallbacks = nodes.collect();
+        let client = Client::start(config);
         apply_audio_devices(&client, &self.settings());
         let forwarder = forward(client.clone());
         *slot = Some(Connected {

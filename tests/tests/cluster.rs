@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use natter_e2e::harness::cluster::NODE_TIMEOUT_MS;
+use natter_e2e::harness::files::file_bytes;
 use natter_e2e::*;
 
 /// How long a change may take to cross the bus (it usually takes milliseconds).
@@ -83,6 +84,40 @@ async fn users_on_different_nodes_chat_and_survive_a_node_dying() -> Result<()> 
         )
         .await?;
 
+    // A file from alice at node 1 to bob at node 2; alice's upload breaks off halfway and
+    // resumes at node 3, which holds exactly what node 1 stored.
+    let data = file_bytes(700_000, 7);
+    let offer = alice.offer_file("bobby", "notes.pdf", &data).await?;
+    let offered = bob.expect_file_offered("alice").await?;
+    assert_eq!(offered.file_id, offer.file_id);
+    bob.file_answer(&offer.file_id, true).await?;
+    ensure!(alice.expect_file_answered(&offer.file_id).await?);
+    let half = (offer.chunk_size as usize) * 5;
+    alice.upload_part(&offer, &data, 0..half).await?;
+    let alice_token = alice.token()?;
+    alice.drop_connection().await?;
+    let (mut alice, _) = node3.resume("alice", &alice_token).await?;
+    let status = alice.file_status(&offer.file_id).await?;
+    assert_eq!(
+        status.have,
+        vec![(0, half as u64)],
+        "node 3 sees node 1's chunks"
+    );
+    alice.upload_part(&offer, &data, half..data.len()).await?;
+    let deadline = std::time::Instant::now() + BUS_PATIENCE;
+    while !bob.file_status(&offer.file_id).await?.complete {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the file was verified complete"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fetched = bob.fetch_all(&offer.file_id, data.len() as u64).await?;
+    ensure!(
+        fetched == data,
+        "bob fetched at node 2 the bytes alice uploaded at 1 and 3"
+    );
+
     // Node 2 dies with bob on it. Messages to him wait in the database.
     let token = bob.token()?;
     let in_flight = alice.send_text("bobby", "are you there?").await?;
@@ -130,5 +165,47 @@ async fn users_on_different_nodes_chat_and_survive_a_node_dying() -> Result<()> 
             );
         }
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_natter_core_client_fails_over_to_the_next_node_and_its_outbox_drains_there() -> Result<()>
+{
+    use natter_core::ConnectionState;
+    use natter_e2e::harness::core::*;
+    let Some(cluster) = TestCluster::from_env()? else {
+        return Ok(());
+    };
+    let mut first = cluster.node().await?;
+    let second = cluster.node().await?;
+    let mut erin = second.user("erin").await?;
+
+    // dave's app knows both nodes; it talks to the first while it lives.
+    let dir = DataDir::new()?;
+    let mut config = test_config(plain_server(&first), &dir);
+    config.fallbacks = vec![plain_server(&second)];
+    let mut dave = Device::start_with("dave", config, dir);
+    dave.register_me().await?;
+    dave.log_in().await?;
+    erin.expect_user_online("dave").await?;
+    let before = dave.send_and_confirm(user("erin"), "before").await?;
+    let got = erin.expect_message_from("dave").await?;
+    assert_eq!(Some(got.msg_id), before.msg_id);
+    erin.ack(&[got.msg_id]).await?;
+
+    // The first node dies; what dave types meanwhile waits in his outbox.
+    first.kill9()?;
+    dave.expect_connection(ConnectionState::Connecting).await?;
+    let queued = dave.send_text(user("erin"), "after the crash").await?;
+    dave.expect_connection(ConnectionState::Online).await?;
+    let got = erin.expect_message_from("dave").await?;
+    assert_eq!(text_of(&got).as_deref(), Some("after the crash"));
+    erin.ack(&[got.msg_id]).await?;
+    dave.expect_delivered(&queued.client_msg_id).await?;
+    erin.assert_no_message(QUIET_WINDOW).await?;
+
+    // And the session is whole on the second node: erin's reply reaches him there.
+    erin.send_text("dave", "welcome to node 2").await?;
+    dave.expect_message("erin", "welcome to node 2").await?;
     Ok(())
 }

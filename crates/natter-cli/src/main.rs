@@ -20,7 +20,8 @@ use out::{message_json, on_events, text_of, Out};
 #[derive(Parser)]
 #[command(name = "natter-cli", version, about = "Natter from the terminal")]
 struct Cli {
-    /// Server host.
+    /// Server host; the nodes of a cluster as a list ("a.example,b.example:4100"), tried in
+    /// turn when a connection is lost.
     #[arg(long, env = "NATTER_HOST", default_value = "127.0.0.1")]
     host: String,
     /// Server port [default: 4399 with --tls, else 4004].
@@ -227,16 +228,17 @@ async fn main() -> Result<()> {
             .context("no data directory; pass --data-dir")?
             .join("natter-cli"),
     };
-    let server = ServerAddr {
-        host: cli.host.clone(),
-        port: cli.port.unwrap_or(if cli.tls {
-            natter_proto::DEFAULT_TLS_PORT
-        } else {
-            natter_proto::DEFAULT_PORT
-        }),
-        tls: cli.tls,
-    };
+    let default_port = cli.port.unwrap_or(if cli.tls {
+        natter_proto::DEFAULT_TLS_PORT
+    } else {
+        natter_proto::DEFAULT_PORT
+    });
+    let mut nodes = ServerAddr::parse_list(&cli.host, default_port, cli.tls)
+        .map_err(|e| anyhow::anyhow!("--host: {e}"))?
+        .into_iter();
+    let server = nodes.next().context("--host names no server")?;
     let mut config = ClientConfig::new(server, data_dir);
+    config.fallbacks = nodes.collect();
     config.presence = PresenceScope::All;
     let client = Client::start(config);
     if let Some(fp) = &cli.accept_cert {

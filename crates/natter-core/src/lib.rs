@@ -171,8 +171,11 @@ pub struct LoginInfo {
 /// Client settings.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// The server.
+    /// The server (of a cluster: the first node to try; local stores are keyed by it).
     pub server: ServerAddr,
+    /// Further nodes of the same service, tried in turn when a connection is lost or cannot be
+    /// made; the session resumes on whichever answers.
+    pub fallbacks: Vec<ServerAddr>,
     /// Where per-account stores and certificate pins live.
     pub data_dir: PathBuf,
     /// Request timeout (default 10 s).
@@ -188,6 +191,7 @@ impl ClientConfig {
     pub fn new(server: ServerAddr, data_dir: impl Into<PathBuf>) -> Self {
         Self {
             server,
+            fallbacks: Vec::new(),
             data_dir: data_dir.into(),
             request_timeout: Duration::from_secs(10),
             backoff: (Duration::from_millis(200), Duration::from_secs(10)),

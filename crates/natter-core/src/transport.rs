@@ -28,6 +28,52 @@ pub struct ServerAddr {
 }
 
 impl ServerAddr {
+    /// Parses the nodes of one service, `host[:port]` separated by commas or spaces
+    /// (`[v6]:port` for IPv6 addresses with a port); a node without a port gets `default_port`.
+    /// The first is the one to try first. An error names the entry it could not read.
+    pub fn parse_list(text: &str, default_port: u16, tls: bool) -> Result<Vec<Self>, String> {
+        let mut out = Vec::new();
+        for entry in text.split([',', ' ', '\n', '\t']).filter(|e| !e.is_empty()) {
+            let (host, port) = match entry.strip_prefix('[') {
+                Some(rest) => {
+                    let (host, after) = rest
+                        .split_once(']')
+                        .ok_or_else(|| format!("`{entry}`: missing `]`"))?;
+                    match after.strip_prefix(':') {
+                        Some(port) => (host, Some(port)),
+                        None if after.is_empty() => (host, None),
+                        None => return Err(format!("`{entry}`: expected `:port` after `]`")),
+                    }
+                }
+                // More than one colon and no brackets: a bare IPv6 address.
+                None if entry.matches(':').count() > 1 => (entry, None),
+                None => match entry.split_once(':') {
+                    Some((host, port)) => (host, Some(port)),
+                    None => (entry, None),
+                },
+            };
+            if host.is_empty() {
+                return Err(format!("`{entry}`: no host"));
+            }
+            let port = match port {
+                Some(p) => match p.parse::<u16>() {
+                    Ok(p) if p > 0 => p,
+                    _ => return Err(format!("`{entry}`: the port must be 1-65535")),
+                },
+                None => default_port,
+            };
+            out.push(Self {
+                host: host.to_owned(),
+                port,
+                tls,
+            });
+        }
+        if out.is_empty() {
+            return Err("no server address".into());
+        }
+        Ok(out)
+    }
+
     /// `host:port`, the key pins are stored under.
     pub fn key(&self) -> String {
         format!("{}:{}", self.host, self.port)
@@ -231,5 +277,41 @@ pub async fn connect(
             })
         }
         (Err(e), _, _) => Err(ClientError::Tls(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServerAddr;
+
+    fn keys(list: &[ServerAddr]) -> Vec<String> {
+        list.iter().map(ServerAddr::key).collect()
+    }
+
+    #[test]
+    fn a_list_of_nodes_parses_in_order_with_default_ports() {
+        let list = ServerAddr::parse_list("a.example, b.example:4100 10.0.0.3", 4004, true)
+            .expect("parses");
+        assert_eq!(
+            keys(&list),
+            ["a.example:4004", "b.example:4100", "10.0.0.3:4004"]
+        );
+        assert!(list.iter().all(|s| s.tls));
+        let v6 = ServerAddr::parse_list("[::1]:4100,::1", 4004, false).expect("parses");
+        assert_eq!(keys(&v6), ["::1:4100", "::1:4004"]);
+    }
+
+    #[test]
+    fn a_bad_entry_is_named_in_the_error() {
+        for (text, names) in [
+            ("a.example, b.example:0", "b.example:0"),
+            ("a.example:http", "a.example:http"),
+            ("[::1", "[::1"),
+            (":4004", ":4004"),
+        ] {
+            let err = ServerAddr::parse_list(text, 4004, false).expect_err(text);
+            assert!(err.contains(names), "{text}: {err}");
+        }
+        assert!(ServerAddr::parse_list(" , ", 4004, false).is_err());
     }
 }

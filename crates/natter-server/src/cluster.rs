@@ -2,12 +2,13 @@
 //!
 //! Everything durable is in the shared database already (messages, acks, friendships, notices,
 //! transfers), so the bus carries only what is live: who is online where, and pushes for users
-//! connected to another node. Subjects:
+//! connected to another node. Subjects, after the cluster's name (`--cluster-name`, so that
+//! several clusters can share one NATS):
 //!
-//! - `natter.node.<node>.push.<user>` / `natter.node.<node>.private.<user>.<msg_id>`: a frame
-//!   for one user of that node (the payload is the frame's JSON, as the client gets it);
-//! - `natter.all.square.<origin>.<except>`: a frame for every session in the cluster but one;
-//! - `natter.all.event.<origin>`: a [`ClusterEvent`] as JSON (logins, logouts, friendships,
+//! - `<cluster>.node.<node>.push.<user>` / `<cluster>.node.<node>.private.<user>.<msg_id>`: a
+//!   frame for one user of that node (the payload is the frame's JSON, as the client gets it);
+//! - `<cluster>.all.square.<origin>.<except>`: a frame for every session in the cluster but one;
+//! - `<cluster>.all.event.<origin>`: a [`ClusterEvent`] as JSON (logins, logouts, friendships,
 //!   nicknames, `hello`/`snapshot` when a node starts, `alive` every quarter of the node timeout,
 //!   `bye` when it stops).
 //!
@@ -46,6 +47,8 @@ pub enum ClusterError {
 /// A node's membership in a cluster: the task that publishes and receives its bus traffic.
 pub struct Member {
     client: async_nats::Client,
+    /// First token of every subject.
+    cluster: String,
     node: String,
     hub: Arc<Hub>,
     out: mpsc::UnboundedReceiver<BusOut>,
@@ -59,6 +62,7 @@ impl Member {
     /// member with [`Member::run`].
     pub async fn join(
         url: &str,
+        cluster: &str,
         hub: Arc<Hub>,
         node_timeout: Duration,
     ) -> Result<Self, ClusterError> {
@@ -69,16 +73,17 @@ impl Member {
                 source,
             })?;
         let node = uuid::Uuid::new_v4().simple().to_string();
-        let direct = client.subscribe(format!("natter.node.{node}.>")).await?;
-        let all = client.subscribe("natter.all.>").await?;
+        let direct = client.subscribe(format!("{cluster}.node.{node}.>")).await?;
+        let all = client.subscribe(format!("{cluster}.all.>")).await?;
         let (tx, out) = mpsc::unbounded_channel();
         hub.set_bus(Bus {
             node: node.clone(),
             out: tx,
         });
-        tracing::info!(%node, %url, "joined the cluster bus");
+        tracing::info!(%node, %url, %cluster, "joined the cluster bus");
         Ok(Self {
             client,
+            cluster: cluster.to_owned(),
             node,
             hub,
             out,
@@ -138,18 +143,22 @@ impl Member {
                 node,
                 user_id,
                 push: Push::Frame(frame),
-            } => (format!("natter.node.{node}.push.{user_id}"), frame),
+            } => (
+                format!("{}.node.{node}.push.{user_id}", self.cluster),
+                frame,
+            ),
             BusOut::Push {
                 node,
                 user_id,
                 push: Push::Private { msg_id, frame },
             } => (
-                format!("natter.node.{node}.private.{user_id}.{msg_id}"),
+                format!("{}.node.{node}.private.{user_id}.{msg_id}", self.cluster),
                 frame,
             ),
-            BusOut::Broadcast { except, frame } => {
-                (format!("natter.all.square.{}.{except}", self.node), frame)
-            }
+            BusOut::Broadcast { except, frame } => (
+                format!("{}.all.square.{}.{except}", self.cluster, self.node),
+                frame,
+            ),
             BusOut::Event(event) => return self.event(&event).await,
         };
         if let Err(e) = self.client.publish(subject, payload).await {
@@ -159,7 +168,7 @@ impl Member {
 
     async fn event(&self, event: &ClusterEvent) {
         let payload = serde_json::to_vec(event).expect("cluster events serialise to JSON");
-        let subject = format!("natter.all.event.{}", self.node);
+        let subject = format!("{}.all.event.{}", self.cluster, self.node);
         if let Err(e) = self.client.publish(subject, payload.into()).await {
             tracing::warn!(error = %e, "cluster bus publish failed");
         }

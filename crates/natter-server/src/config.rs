@@ -32,6 +32,14 @@ pub struct Cli {
     /// [default: 5000].
     #[arg(long, env = "NATTER_NODE_TIMEOUT_MS")]
     pub node_timeout_ms: Option<u64>,
+    /// Name of the cluster on its NATS server: the first token of every bus subject, so that
+    /// several clusters can share one NATS [default: natter].
+    #[arg(long, env = "NATTER_CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    /// Where transferred files' bytes live; a cluster's nodes share one directory (a shared
+    /// volume) so that any node serves any file [default: files/ in the data directory].
+    #[arg(long, env = "NATTER_FILES_DIR")]
+    pub files_dir: Option<PathBuf>,
     /// Address to listen on [default: 0.0.0.0].
     #[arg(long, env = "NATTER_BIND")]
     pub bind: Option<IpAddr>,
@@ -115,6 +123,10 @@ pub struct FileConfig {
     pub nats_url: Option<String>,
     /// See [`Cli::node_timeout_ms`].
     pub node_timeout_ms: Option<u64>,
+    /// See [`Cli::cluster_name`].
+    pub cluster_name: Option<String>,
+    /// See [`Cli::files_dir`].
+    pub files_dir: Option<PathBuf>,
     /// See [`Cli::bind`].
     pub bind: Option<IpAddr>,
     /// See [`Cli::port`].
@@ -197,6 +209,10 @@ pub struct Config {
     pub nats_url: Option<String>,
     /// How long a silent cluster node counts as alive.
     pub node_timeout: Duration,
+    /// The cluster's name on the bus.
+    pub cluster_name: String,
+    /// Where transferred files' bytes live.
+    pub files_dir: PathBuf,
     /// Listen address.
     pub bind: IpAddr,
     /// Plain port.
@@ -273,6 +289,8 @@ impl Config {
             database_url: None,
             nats_url: None,
             node_timeout: DEFAULT_NODE_TIMEOUT,
+            cluster_name: "natter".into(),
+            files_dir: data_dir.join("files"),
             bind: IpAddr::from([127, 0, 0, 1]),
             port: 0,
             tls_port: Some(0),
@@ -376,11 +394,30 @@ impl Config {
                 .unwrap_or(DEFAULT_NODE_TIMEOUT.as_millis() as u64)
                 .max(100),
         );
+        let cluster_name = cli
+            .cluster_name
+            .or(file.cluster_name)
+            .unwrap_or_else(|| "natter".into());
+        if cluster_name.is_empty()
+            || !cluster_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ConfigError::Invalid(format!(
+                "cluster_name {cluster_name:?}: use letters, digits, - and _"
+            )));
+        }
+        let files_dir = cli
+            .files_dir
+            .or(file.files_dir)
+            .unwrap_or_else(|| data_dir.join("files"));
         let config = Self {
             data_dir,
             database_url,
+            files_dir,
             nats_url,
             node_timeout,
+            cluster_name,
             bind: cli.bind.or(file.bind).unwrap_or(IpAddr::from([0, 0, 0, 0])),
             port,
             tls_port: if no_tls {

@@ -139,7 +139,7 @@ pub async fn run(
     tracing::info!(backend = ?store.backend(), "store open");
     // Nobody is online after a (re)start: guests' grace periods start now.
     store.touch_all_guests(now_ms()).await?;
-    let files_dir = config.data_dir.join("files");
+    let files_dir = config.files_dir.clone();
     let blobs = Blobs::open(&files_dir).map_err(|source| ServerError::Files {
         path: files_dir.clone(),
         source,
@@ -151,7 +151,8 @@ pub async fn run(
     let bus_stop = CancellationToken::new();
     let bus = match &config.nats_url {
         Some(url) => {
-            let member = Member::join(url, hub.clone(), config.node_timeout).await?;
+            let member =
+                Member::join(url, &config.cluster_name, hub.clone(), config.node_timeout).await?;
             Some(tokio::spawn(member.run(bus_stop.clone())))
         }
         None => None,

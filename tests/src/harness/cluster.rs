@@ -18,10 +18,13 @@ pub const NATS_ENV: &str = "NATTER_TEST_NATS";
 /// users go offline within a test's patience.
 pub const NODE_TIMEOUT_MS: u64 = 1500;
 
-/// One database and one bus that nodes join.
+/// One database, one bus and one files directory (the shared volume) that nodes join.
 pub struct TestCluster {
     db: PgDatabase,
     nats: String,
+    files: tempfile::TempDir,
+    /// Suites run in parallel on one NATS: each cluster gets subjects of its own.
+    name: String,
 }
 
 impl TestCluster {
@@ -46,19 +49,28 @@ impl TestCluster {
         Ok(Some(Self {
             db: PgDatabase::create(&pg)?,
             nats,
+            files: tempfile::Builder::new()
+                .prefix("natter-cluster-files-")
+                .tempdir()?,
+            name: format!("t{}", uuid::Uuid::new_v4().simple()),
         }))
     }
 
     /// Starts one more node.
     pub async fn node(&self) -> Result<TestServer> {
         let timeout = NODE_TIMEOUT_MS.to_string();
+        let files = self.files.path().display().to_string();
         TestServer::start_with(&[
+            "--files-dir",
+            &files,
             "--database-url",
             &self.db.url,
             "--nats-url",
             &self.nats,
             "--node-timeout-ms",
             &timeout,
+            "--cluster-name",
+            &self.name,
         ])
         .await
     }

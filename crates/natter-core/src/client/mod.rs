@@ -75,6 +75,7 @@ impl Client {
         let engine = Engine::new(
             EngineConfig {
                 server: config.server.clone(),
+                fallbacks: config.fallbacks.clone(),
                 data_dir: config.data_dir.clone(),
                 request_timeout: config.request_timeout,
                 backoff_min: config.backoff.0,

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
 use super::{fail, fail_command, request_id, Engine, Pending};
+use crate::transport::ServerAddr;
 use crate::transport::{self, Stream};
 use crate::{ClientError, ConnectionState, Event};
 
@@ -77,7 +78,7 @@ impl Engine {
             return;
         }
         self.set_state(ConnectionState::Connecting);
-        let server = self.config.server.clone();
+        let server = self.current_server().clone();
         let pins = self.pins.clone();
         let timeout = self.config.request_timeout;
         self.dialing = Some(
@@ -102,7 +103,8 @@ impl Engine {
                 self.send_pending(hello, Pending::Hello).await;
             }
             Err(e) => {
-                tracing::debug!(error = %e, "connect failed");
+                tracing::debug!(error = %e, server = %self.current_server(), "connect failed");
+                self.next_server();
                 if matches!(e, ClientError::CertificateChanged { .. }) {
                     self.emit(Event::CertificateChanged(e.clone()));
                 }
@@ -161,9 +163,29 @@ impl Engine {
         self.retry_at = Some(Instant::now() + Duration::from_millis(delay));
     }
 
+    /// The address the next dial goes to.
+    fn current_server(&self) -> &ServerAddr {
+        match self.server_index {
+            0 => &self.config.server,
+            i => self
+                .config
+                .fallbacks
+                .get(i - 1)
+                .unwrap_or(&self.config.server),
+        }
+    }
+
+    /// Moves on to the next address of the service: a node that failed is tried again only
+    /// after every other one.
+    fn next_server(&mut self) {
+        let count = 1 + self.config.fallbacks.len();
+        self.server_index = (self.server_index + 1) % count;
+    }
+
     pub(super) fn drop_connection(&mut self, why: &str) {
         if self.live.take().is_some() {
-            tracing::info!(why, "connection lost");
+            tracing::info!(why, server = %self.current_server(), "connection lost");
+            self.next_server();
         }
         self.in_flight.clear();
         // Dropping the sink tells the downloader its fetch ended short.

@@ -92,6 +92,8 @@ pub(crate) enum Command {
 pub struct EngineConfig {
     /// The server.
     pub server: ServerAddr,
+    /// Other nodes of the same service (see [`crate::ClientConfig::fallbacks`]).
+    pub fallbacks: Vec<ServerAddr>,
     /// Where stores and pins live.
     pub data_dir: PathBuf,
     /// How long a request may wait for its reply.
@@ -149,6 +151,8 @@ pub(crate) struct Engine {
     /// a queue that grew during the wait does not hit a busy server all at once.
     outbox_probing: bool,
     attempts: u32,
+    /// Which address dials next: 0 is `config.server`, then the fallbacks in turn.
+    server_index: usize,
     retry_at: Option<Instant>,
     expect_binary: Option<ExpectBinary>,
     /// File pushes go to the transfer manager.
@@ -223,6 +227,7 @@ impl Engine {
             outbox_not_before: None,
             outbox_probing: false,
             attempts: 0,
+            server_index: 0,
             retry_at: None,
             expect_binary: None,
             file_pushes,
