@@ -14,6 +14,8 @@
 
 #[path = "natter-loadbench/client.rs"]
 mod client;
+#[path = "natter-loadbench/cluster.rs"]
+mod cluster;
 #[path = "natter-loadbench/crash.rs"]
 mod crash;
 #[path = "natter-loadbench/echo.rs"]
@@ -125,7 +127,9 @@ struct Cli {
     quick: bool,
     /// Which runs to do, in this order: `steps` (rate steps, max, overload, echo baseline),
     /// `tls` (TLS + password logins), `presence` (presence "all" ramp), `idle` (idle sessions,
-    /// memory), `crash` (kill -9 during the max step)
+    /// memory), `crash` (kill -9 during the max step); `cluster` (one node against two, on
+    /// PostgreSQL + NATS: needs scripts/cluster-services.sh, so not in the default list; a
+    /// cluster-only run writes its own section)
     #[arg(
         long,
         value_delimiter = ',',
@@ -151,6 +155,12 @@ struct Cli {
     /// --quick: 4]
     #[arg(long)]
     crash_secs: Option<f64>,
+    /// Sessions of the cluster run [default: 2000; --quick: 100]
+    #[arg(long)]
+    cluster_clients: Option<usize>,
+    /// Offered msg/s of the cluster run's paced step [default: 2000; --quick: 200]
+    #[arg(long)]
+    cluster_rate: Option<u64>,
     /// How long the presence run waits for every online list to be right
     #[arg(long, default_value_t = 30.0)]
     settle_secs: f64,
@@ -164,6 +174,7 @@ pub enum Run {
     Presence,
     Idle,
     Crash,
+    Cluster,
 }
 
 #[derive(Subcommand, Debug)]
@@ -206,6 +217,8 @@ pub struct Config {
     pub crash_clients: usize,
     pub crash_duration: Duration,
     pub settle_limit: Duration,
+    pub cluster_clients: usize,
+    pub cluster_rate: u64,
 }
 
 fn main() -> Result<()> {
@@ -342,6 +355,14 @@ fn resolve(cli: Cli) -> Result<Config> {
         }))
         .max(Duration::from_secs(1)),
         settle_limit: secs(cli.settle_secs),
+        cluster_clients: cli
+            .cluster_clients
+            .unwrap_or(q(100, 2_000))
+            .clamp(2, fd_budget.max(2)),
+        cluster_rate: cli
+            .cluster_rate
+            .unwrap_or(if cli.quick { 200 } else { 2_000 })
+            .max(1),
     })
 }
 
@@ -498,6 +519,7 @@ async fn run(cfg: Config) -> Result<()> {
             Run::Presence => presence::run(&cfg, tmp.path()).await,
             Run::Idle => idle::run(&cfg, tmp.path()).await,
             Run::Crash => crash::run(&cfg, tmp.path()).await,
+            Run::Cluster => cluster::run(&cfg, tmp.path()).await,
         };
         let secs = run_started.elapsed().as_secs_f64();
         eprintln!("[{run:?}] run took {secs:.1} s");
@@ -520,7 +542,14 @@ async fn run(cfg: Config) -> Result<()> {
     }
     println!("{text}");
     if let Some(out) = &cfg.out {
-        natter_e2e::bench_report::write_section(out, report::SECTION, &text)?;
+        // A cluster-only run (the services it needs are not always there) must not replace the
+        // whole load section with a page that has only its own table.
+        let section = if cfg.runs == [Run::Cluster] {
+            report::CLUSTER_SECTION
+        } else {
+            report::SECTION
+        };
+        natter_e2e::bench_report::write_section(out, section, &text)?;
         eprintln!("wrote the loadbench section of {}", out.display());
     }
     Ok(())

@@ -12,6 +12,8 @@ use super::{Config, PhaseResult, StepResult};
 
 /// The section of docs/BENCHMARKS.md this bench owns (see `natter_e2e::bench_report`).
 pub const SECTION: &str = "loadbench";
+/// The section a cluster-only run writes.
+pub const CLUSTER_SECTION: &str = "loadbench-cluster";
 
 /// Milliseconds with a precision that suits the size, from a µs histogram.
 fn ms_of(us: u64) -> String {
