@@ -5,12 +5,12 @@
 //! `NATTER_TEST_NATS`; each topology gets a database of its own.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
+use natter_e2e::harness::server::PgDatabase as Database;
 
 use crate::client::{ClientHandle, Dial, Mode, Shared};
 use crate::natter_child::{errors_and_stop, spawn_natter};
@@ -239,47 +239,4 @@ async fn topology(
         us_per_msg,
         note,
     })
-}
-
-/// A throw-away database on the operator's PostgreSQL, dropped with this.
-struct Database {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn create(admin: &str) -> Result<Self> {
-        let (base, _) = admin
-            .rsplit_once('/')
-            .context("NATTER_CLUSTER_POSTGRES is not postgres://…/dbname")?;
-        let name = format!("natter_bench_{}", uuid::Uuid::new_v4().simple());
-        psql(admin, &format!("CREATE DATABASE {name}"))?;
-        Ok(Self {
-            admin: admin.to_owned(),
-            url: format!("{base}/{name}"),
-            name,
-        })
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = psql(
-            &self.admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
-fn psql(url: &str, sql: &str) -> Result<()> {
-    let out = Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
-        .stdin(Stdio::null())
-        .output()
-        .context("while running psql")?;
-    if !out.status.success() {
-        bail!("psql: {}", String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(())
 }
