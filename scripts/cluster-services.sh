@@ -31,7 +31,9 @@ as_db_user() {
   if [ "$(id -u)" = 0 ]; then
     local user=postgres
     id "$user" >/dev/null 2>&1 || user=nobody
-    runuser -u "$user" -- "$@"
+    # From / : the caller's directory (a fresh clone under a private mktemp dir, say) may be
+    # closed to that user.
+    (cd / && runuser -u "$user" -- "$@")
   else
     "$@"
   fi
@@ -58,7 +60,10 @@ start)
     -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $dir/pg -c fsync=off \
         -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
     start >/dev/null
-  nats-server -a 127.0.0.1 -p "$nats_port" -P "$dir/nats/pid" -l "$dir/nats/server.log" &
+  # Its own output goes to the log, never to our stdout: callers read this script's output with
+  # $(...), which would wait for the server to exit.
+  nats-server -a 127.0.0.1 -p "$nats_port" -P "$dir/nats/pid" -l "$dir/nats/server.log" \
+    </dev/null >/dev/null 2>&1 &
   disown
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break

@@ -209,3 +209,76 @@ async fn a_natter_core_client_fails_over_to_the_next_node_and_its_outbox_drains_
     dave.expect_message("erin", "welcome to node 2").await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_call_between_nodes_rings_connects_carries_audio_and_ends_for_both() -> Result<()> {
+    use natter_e2e::harness::calls::MediaSocket;
+    use natter_proto::media::Role;
+    use natter_proto::CallEndReason;
+    let Some(cluster) = TestCluster::from_env()? else {
+        return Ok(());
+    };
+    let node1 = cluster.node().await?;
+    let node2 = cluster.node().await?;
+    let mut alice = node1.user("alice").await?;
+    let mut bob = node2.user("bobby").await?;
+    alice.expect_user_online("bobby").await?;
+
+    // The call lives on alice's node: bob hears it ring at node 2 and answers there.
+    let call_id = alice.call_invite("bobby").await?;
+    let incoming = bob.expect_call_incoming("alice").await?;
+    assert_eq!(incoming.call_id, call_id);
+    let relay = node1.relay_addr()?;
+    assert_eq!(
+        incoming.media.relay_addr,
+        relay.to_string(),
+        "both use the caller's node's relay"
+    );
+    bob.call_answer(&call_id, true).await?;
+    let accepted = alice.expect_call_accepted(&call_id).await?;
+    assert_eq!(accepted.token, incoming.media.token);
+
+    // Audio both ways through node 1's relay.
+    let a = MediaSocket::open(&accepted, Role::Caller).await?;
+    let b = MediaSocket::open(&incoming.media, Role::Callee).await?;
+    a.bind_until_acked().await?;
+    b.bind_until_acked().await?;
+    alice.expect_call_peer(&call_id).await?;
+    bob.expect_call_peer(&call_id).await?;
+    for seq in 0..3u16 {
+        let sent = a.send_audio(seq, b"hello across nodes").await?;
+        let (got, from) = b.expect_datagram(PUSH_TIMEOUT).await?;
+        assert_eq!((got, from), (sent, relay));
+        let sent = b.send_audio(seq, b"loud and clear").await?;
+        let (got, _) = a.expect_datagram(PUSH_TIMEOUT).await?;
+        assert_eq!(got, sent);
+    }
+
+    // bob hangs up at node 2: node 1 ends the call for both; a second hang-up finds nothing.
+    bob.call_hangup(&call_id).await?;
+    assert_eq!(
+        alice.expect_call_ended(&call_id).await?,
+        CallEndReason::Hangup
+    );
+    assert_eq!(
+        bob.expect_call_ended(&call_id).await?,
+        CallEndReason::Hangup
+    );
+    let again = bob.call_hangup(&call_id).await;
+    ensure!(
+        again.is_err(),
+        "hanging up an ended call is refused: {again:?}"
+    );
+
+    // A second call; bob's connection drops mid-call, and node 1 ends it for alice.
+    let call_id = alice.call_invite("bobby").await?;
+    bob.expect_call_incoming("alice").await?;
+    bob.call_answer(&call_id, true).await?;
+    alice.expect_call_accepted(&call_id).await?;
+    bob.drop_connection().await?;
+    assert_eq!(
+        alice.expect_call_ended(&call_id).await?,
+        CallEndReason::ConnectionLost
+    );
+    Ok(())
+}

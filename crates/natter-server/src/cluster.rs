@@ -7,6 +7,8 @@
 //!
 //! - `<cluster>.node.<node>.push.<user>` / `<cluster>.node.<node>.private.<user>.<msg_id>`: a
 //!   frame for one user of that node (the payload is the frame's JSON, as the client gets it);
+//! - `<cluster>.node.<node>.call` (request/reply): a call request (answer, hang up) of a
+//!   participant on another node, for the call's home node (see [`crate::calls`]);
 //! - `<cluster>.all.square.<origin>.<except>`: a frame for every session in the cluster but one;
 //! - `<cluster>.all.event.<origin>`: a [`ClusterEvent`] as JSON (logins, logouts, friendships,
 //!   nicknames, `hello`/`snapshot` when a node starts, `alive` every quarter of the node timeout,
@@ -26,7 +28,66 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{Bus, BusOut, ClusterEvent, Hub, Push};
+use crate::calls::{CallError, Calls};
+use crate::hub::{Bus, BusOut, ClusterEvent, Hub, Push, ANY_CONN};
+use crate::store::UserId;
+
+/// How long a forwarded call request waits for the call's home node.
+const CALL_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A call request forwarded to the call's home node.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct CallRequest {
+    /// The call.
+    pub call_id: String,
+    /// Who asks (a participant on the forwarding node).
+    pub user_id: UserId,
+    /// What they ask.
+    pub op: CallOp,
+}
+
+/// What a forwarded call request asks.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum CallOp {
+    /// `call_answer`.
+    Answer {
+        /// Accept or decline.
+        accept: bool,
+    },
+    /// `call_hangup`.
+    Hangup,
+}
+
+/// What request handlers need of the cluster: forwarding call requests to their home node.
+#[derive(Debug, Clone)]
+pub struct Link {
+    client: async_nats::Client,
+    cluster: String,
+}
+
+impl Link {
+    /// Asks `home` to apply `request`; its verdict comes back. A home node that is gone (or
+    /// does not answer in time) means the call is gone.
+    pub async fn call_request(&self, home: &str, request: &CallRequest) -> Result<(), CallError> {
+        let payload = serde_json::to_vec(request).expect("call requests serialise to JSON");
+        let subject = format!("{}.node.{home}.call", self.cluster);
+        let asked = tokio::time::timeout(
+            CALL_REQUEST_TIMEOUT,
+            self.client.request(subject, payload.into()),
+        )
+        .await;
+        match asked {
+            Ok(Ok(reply)) => serde_json::from_slice::<Result<(), CallError>>(&reply.payload)
+                .unwrap_or(Err(CallError::NotFound)),
+            Ok(Err(e)) => {
+                tracing::debug!(%home, error = %e, "call request found no home node");
+                Err(CallError::NotFound)
+            }
+            Err(_) => Err(CallError::NotFound),
+        }
+    }
+}
 
 /// Cluster bus errors.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +112,7 @@ pub struct Member {
     cluster: String,
     node: String,
     hub: Arc<Hub>,
+    calls: Arc<Calls>,
     out: mpsc::UnboundedReceiver<BusOut>,
     node_timeout: Duration,
     direct: async_nats::Subscriber,
@@ -64,6 +126,7 @@ impl Member {
         url: &str,
         cluster: &str,
         hub: Arc<Hub>,
+        calls: Arc<Calls>,
         node_timeout: Duration,
     ) -> Result<Self, ClusterError> {
         let client = async_nats::connect(url)
@@ -80,12 +143,14 @@ impl Member {
             node: node.clone(),
             out: tx,
         });
+        calls.set_home(&node);
         tracing::info!(%node, %url, %cluster, "joined the cluster bus");
         Ok(Self {
             client,
             cluster: cluster.to_owned(),
             node,
             hub,
+            calls,
             out,
             node_timeout,
             direct,
@@ -98,6 +163,14 @@ impl Member {
         &self.node
     }
 
+    /// The handle request handlers use.
+    pub fn link(&self) -> Link {
+        Link {
+            client: self.client.clone(),
+            cluster: self.cluster.clone(),
+        }
+    }
+
     /// Publishes and receives until `stop`, then says goodbye.
     pub async fn run(mut self, stop: CancellationToken) {
         let mut seen: HashMap<String, Instant> = HashMap::new();
@@ -108,7 +181,13 @@ impl Member {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 Some(out) = self.out.recv() => self.publish(out).await,
-                Some(msg) = self.direct.next() => self.direct_message(&msg.subject, msg.payload),
+                Some(msg) = self.direct.next() => {
+                    if msg.subject.ends_with(".call") {
+                        self.call_request(msg.reply, &msg.payload).await;
+                    } else {
+                        self.direct_message(&msg.subject, msg.payload);
+                    }
+                }
                 Some(msg) = self.all.next() => self.cluster_message(&msg.subject, msg.payload, &mut seen).await,
                 _ = tick.tick() => {
                     self.event(&ClusterEvent::Alive).await;
@@ -174,6 +253,29 @@ impl Member {
         }
     }
 
+    /// A call request forwarded from another node: applied here, the verdict sent back.
+    async fn call_request(&self, reply: Option<async_nats::Subject>, payload: &[u8]) {
+        let verdict: Result<(), CallError> = match serde_json::from_slice::<CallRequest>(payload) {
+            Ok(req) => match req.op {
+                CallOp::Answer { accept } => {
+                    self.calls
+                        .answer(&req.call_id, req.user_id, ANY_CONN, accept)
+                }
+                CallOp::Hangup => self.calls.hangup(&req.call_id, req.user_id, ANY_CONN),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable call request");
+                Err(CallError::NotFound)
+            }
+        };
+        if let Some(reply) = reply {
+            let body = serde_json::to_vec(&verdict).expect("verdicts serialise to JSON");
+            if let Err(e) = self.client.publish(reply, body.into()).await {
+                tracing::warn!(error = %e, "could not answer a call request");
+            }
+        }
+    }
+
     fn direct_message(&self, subject: &str, payload: Bytes) {
         let parts: Vec<&str> = subject.split('.').collect();
         let push = match parts.as_slice() {
@@ -222,6 +324,9 @@ impl Member {
                     // A new node, or one taken for dead that is back: everyone (this node too)
                     // tells it who is online, and it tells everyone.
                     ClusterEvent::Hello => self.snapshot().await,
+                    ClusterEvent::CallLeft { user_id } => {
+                        self.calls.leave(*user_id, ANY_CONN);
+                    }
                     ClusterEvent::Bye => {
                         seen.remove(*origin);
                     }

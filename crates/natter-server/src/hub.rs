@@ -170,6 +170,12 @@ pub enum ClusterEvent {
         /// The user.
         user_id: UserId,
     },
+    /// A user's session on the sending node ended: calls homed elsewhere that reach that user
+    /// through the bus end with `connection_lost`.
+    CallLeft {
+        /// The user.
+        user_id: UserId,
+    },
     /// Two users became friends or stopped being friends.
     Friendship {
         /// One user.
@@ -320,6 +326,7 @@ impl Hub {
         };
         if removed.is_some() {
             self.publish(BusOut::Event(ClusterEvent::Offline { user_id }));
+            self.publish(BusOut::Event(ClusterEvent::CallLeft { user_id }));
         }
         match removed {
             // Still online on another node: nothing changes for anyone else.
@@ -412,16 +419,39 @@ impl Hub {
         }
     }
 
-    /// A handle on an online user's current session, for pushes bound to that connection.
+    /// A handle on an online user's current session, for pushes bound to that connection; in a
+    /// cluster, a session on another node is reached through the bus.
     pub fn link(&self, user_id: UserId) -> Option<SessionLink> {
-        self.lock().sessions.get(&user_id).map(|e| SessionLink {
+        let inner = self.lock();
+        if let Some(e) = inner.sessions.get(&user_id) {
+            return Some(SessionLink {
+                user_id,
+                username: e.user.username.clone(),
+                conn_id: e.conn_id,
+                local_ip: e.local_ip,
+                route: Route::Local {
+                    tx: e.tx.clone(),
+                    control: e.control.clone(),
+                },
+            });
+        }
+        let remote = inner.remote.get(&user_id)?;
+        let bus = self.bus.get()?;
+        Some(SessionLink {
             user_id,
-            username: e.user.username.clone(),
-            conn_id: e.conn_id,
-            local_ip: e.local_ip,
-            tx: e.tx.clone(),
-            control: e.control.clone(),
+            username: remote.user.username.clone(),
+            conn_id: ANY_CONN,
+            local_ip: IpAddr::from([0, 0, 0, 0]),
+            route: Route::Remote {
+                node: remote.nodes.iter().next()?.clone(),
+                out: bus.out.clone(),
+            },
         })
+    }
+
+    /// This node's id on the cluster bus, if it is in a cluster.
+    pub fn node(&self) -> Option<&str> {
+        self.bus.get().map(|b| b.node.as_str())
     }
 
     /// Whether a user is online, on any node.
@@ -564,7 +594,7 @@ impl Hub {
     /// Applies what another node said about its sessions.
     pub fn apply_remote(&self, node: &str, event: ClusterEvent) {
         match event {
-            ClusterEvent::Hello | ClusterEvent::Alive => {}
+            ClusterEvent::Hello | ClusterEvent::Alive | ClusterEvent::CallLeft { .. } => {}
             ClusterEvent::Bye => self.node_gone(node),
             ClusterEvent::Snapshot { users } => {
                 let listed: HashSet<UserId> = users.iter().map(|(id, _)| *id).collect();
@@ -691,20 +721,36 @@ fn deliver_to(tx: &mpsc::Sender<Push>, control: &SessionControl, username: &str,
     }
 }
 
+/// The `conn_id` of a [`SessionLink`] to a session on another node: this node cannot name that
+/// connection, so the session's own node vouches for it (real connection ids start at 1).
+pub const ANY_CONN: u64 = 0;
+
 /// One session's push channel, held by something that outlives a single request (a call): its
-/// pushes go to that connection only, never to a later session of the same user.
+/// pushes go to that connection only, never to a later session of the same user. A link to a
+/// session on another node of a cluster goes through the bus to that user's session there.
 #[derive(Debug, Clone)]
 pub struct SessionLink {
     /// User id.
     pub user_id: UserId,
     /// Username, display form.
     pub username: String,
-    /// The connection the session lives on.
+    /// The connection the session lives on ([`ANY_CONN`] on another node).
     pub conn_id: u64,
-    /// The server's address that connection came in on.
+    /// The server's address that connection came in on (unspecified on another node).
     pub local_ip: IpAddr,
-    tx: mpsc::Sender<Push>,
-    control: Arc<SessionControl>,
+    route: Route,
+}
+
+#[derive(Debug, Clone)]
+enum Route {
+    Local {
+        tx: mpsc::Sender<Push>,
+        control: Arc<SessionControl>,
+    },
+    Remote {
+        node: String,
+        out: mpsc::UnboundedSender<BusOut>,
+    },
 }
 
 impl SessionLink {
@@ -722,19 +768,28 @@ impl SessionLink {
             username,
             conn_id,
             local_ip,
-            tx,
-            control,
+            route: Route::Local { tx, control },
         }
+    }
+
+    /// Whether the session is on another node.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.route, Route::Remote { .. })
     }
 
     /// Queues a push on that connection; a connection already gone is skipped silently.
     pub fn push(&self, message: &ServerMessage) {
-        deliver_to(
-            &self.tx,
-            &self.control,
-            &self.username,
-            Push::Frame(encode_payload(message)),
-        );
+        let push = Push::Frame(encode_payload(message));
+        match &self.route {
+            Route::Local { tx, control } => deliver_to(tx, control, &self.username, push),
+            Route::Remote { node, out } => {
+                let _ = out.send(BusOut::Push {
+                    node: node.clone(),
+                    user_id: self.user_id,
+                    push,
+                });
+            }
+        }
     }
 }
 

@@ -42,6 +42,8 @@ pub struct Ctx {
     pub transfers: transfer::Transfers,
     /// Calls in progress, shared with the relay.
     pub calls: Arc<calls::Calls>,
+    /// The cluster, when this node is one of several.
+    pub cluster: Option<cluster::Link>,
     /// Wall clock in milliseconds (replaceable in tests).
     pub clock: fn() -> i64,
     conn_ids: AtomicU64,

@@ -147,23 +147,30 @@ pub async fn run(
     let transfers = Transfers::new(blobs);
     transfers.recover(&store).await;
     let hub = Arc::new(Hub::default());
+    let relay_addr = listeners.relay_addr()?;
+    let calls = Arc::new(Calls::new(&config, relay_addr.port()));
     // The bus stops after the writer, so the last deliveries still reach other nodes.
     let bus_stop = CancellationToken::new();
-    let bus = match &config.nats_url {
+    let (bus, cluster) = match &config.nats_url {
         Some(url) => {
-            let member =
-                Member::join(url, &config.cluster_name, hub.clone(), config.node_timeout).await?;
-            Some(tokio::spawn(member.run(bus_stop.clone())))
+            let member = Member::join(
+                url,
+                &config.cluster_name,
+                hub.clone(),
+                calls.clone(),
+                config.node_timeout,
+            )
+            .await?;
+            let link = member.link();
+            (Some(tokio::spawn(member.run(bus_stop.clone()))), Some(link))
         }
-        None => None,
+        None => (None, None),
     };
     let log: Box<dyn MessageLog> = match &config.database_url {
         Some(url) => Box::new(PgLog::connect(url).await?),
         None => Box::new(SqliteLog::open(&db_path)?),
     };
     let (writer, writer_thread) = Writer::spawn(log, hub.clone(), now_ms)?;
-    let relay_addr = listeners.relay_addr()?;
-    let calls = Arc::new(Calls::new(&config, relay_addr.port()));
     let ctx = Arc::new(Ctx {
         config: config.clone(),
         store: store.clone(),
@@ -172,6 +179,7 @@ pub async fn run(
         ip_limits: IpLimiter::default(),
         transfers,
         calls: calls.clone(),
+        cluster,
         clock: now_ms,
         conn_ids: AtomicU64::new(1),
     });

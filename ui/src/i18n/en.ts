@@ -15,7 +15,8 @@ export const en = {
   'start.resuming': 'Signing in as {name}…',
 
   'connect.title': 'Connect to a server',
-  'connect.subtitle': 'Enter the address of your Natter server.',
+  'connect.subtitle':
+    'Enter the address of your Natter server. A server with several nodes: list them, separated by commas.',
   'connect.host': 'Server address',
   'connect.port': 'Port',
   'connect.tls': 'Secure connection (TLS)',

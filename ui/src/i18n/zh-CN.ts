@@ -17,7 +17,7 @@ export const zhCN: Dictionary = {
   'start.resuming': '正在以 {name} 的身份登录…',
 
   'connect.title': '连接服务器',
-  'connect.subtitle': '请输入 Natter 服务器的地址。',
+  'connect.subtitle': '请输入 Natter 服务器的地址。服务器有多个节点时，用逗号分隔列出。',
   'connect.host': '服务器地址',
   'connect.port': '端口',
   'connect.tls': '安全连接（TLS）',

@@ -7,12 +7,17 @@
 //! ([`relay`]), and delivers the pushes it produces while still holding its lock, so every
 //! participant sees a call's events in the order they happened (never a `call_peer` after its
 //! `call_ended`). Calls live in memory only: a restart drops every connection anyway.
+//!
+//! In a cluster a call lives on the caller's node (its *home*, named in the call id) and uses
+//! that node's relay; a callee on another node is a member reached through the bus
+//! ([`SessionLink`] with [`crate::hub::ANY_CONN`]), whose answer and hang-up that node forwards
+//! here (`cluster.rs`).
 
 pub mod registry;
 pub mod relay;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use natter_proto::CallEndReason;
@@ -34,6 +39,8 @@ pub struct Calls {
     ring_timeout: Duration,
     relay_host: Option<String>,
     relay_port: u16,
+    /// This node's id in a cluster: call ids name their home node.
+    home: OnceLock<String>,
 }
 
 impl Calls {
@@ -45,6 +52,27 @@ impl Calls {
             ring_timeout: config.ring_timeout,
             relay_host: config.relay_host.clone(),
             relay_port,
+            home: OnceLock::new(),
+        }
+    }
+
+    /// Makes this node the home of the calls it starts (once, when it joins a cluster).
+    pub fn set_home(&self, node: &str) {
+        let _ = self.home.set(node.to_owned());
+    }
+
+    /// The node a call lives on, from its id (`call-<node>-<random>`), if it names one.
+    pub fn home_of(call_id: &str) -> Option<&str> {
+        let rest = call_id.strip_prefix("call-")?;
+        let (node, random) = rest.split_once('-')?;
+        (!node.is_empty() && !random.is_empty()).then_some(node)
+    }
+
+    /// Whether a call id names another node as its home (its requests go there).
+    pub fn is_elsewhere(&self, call_id: &str) -> bool {
+        match (Self::home_of(call_id), self.home.get()) {
+            (Some(home), Some(me)) => home != me,
+            _ => false,
         }
     }
 
@@ -89,11 +117,27 @@ impl Calls {
         callee: Option<SessionLink>,
     ) -> Result<(String, Option<CallEndReason>), CallError> {
         let caller = self.member(caller);
-        let callee = callee.map(|link| self.member(link));
+        let callee = callee.map(|link| {
+            let remote = link.is_remote();
+            let mut member = self.member(link);
+            // A callee on another node uses this node's relay, as the caller reaches it (set
+            // --relay-host on nodes whose clients come from elsewhere).
+            if remote {
+                member.relay_addr = caller.relay_addr.clone();
+            }
+            member
+        });
         let now = Instant::now();
+        let home = self.home.get().cloned();
         let mut registry = self.lock();
         let (call_id, invited) =
-            registry.invite(caller, callee, now + self.ring_timeout, now, fresh_ids)?;
+            registry.invite(caller, callee, now + self.ring_timeout, now, || {
+                let (id, token) = fresh_ids();
+                match &home {
+                    Some(node) => (id.replacen("call-", &format!("call-{node}-"), 1), token),
+                    None => (id, token),
+                }
+            })?;
         let ended_at_once = match invited {
             Invited::Ringing(effects) => {
                 deliver(&effects);

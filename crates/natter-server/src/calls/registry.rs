@@ -52,12 +52,16 @@ pub struct Member<L> {
 
 impl<L> Member<L> {
     fn is(&self, user_id: UserId, conn_id: u64) -> bool {
-        self.user_id == user_id && self.conn_id == conn_id
+        // A member on another node (ANY_CONN) is whichever session its node speaks for.
+        self.user_id == user_id && (self.conn_id == conn_id || self.conn_id == crate::hub::ANY_CONN)
     }
 }
 
 /// Why a request about a call is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum CallError {
     /// The caller is already in a call (ringing or active).
     #[error("you are already in a call")]

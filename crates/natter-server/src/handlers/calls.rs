@@ -9,7 +9,8 @@
 use natter_proto::{validate, ErrorCode, ServerMessage};
 
 use super::{session, ConnState, Handled, Outcome, Outgoing, Refusal};
-use crate::calls::CallError;
+use crate::calls::{CallError, Calls};
+use crate::cluster::{CallOp, CallRequest};
 use crate::Ctx;
 
 impl From<CallError> for Refusal {
@@ -69,16 +70,51 @@ pub async fn invite(ctx: &Ctx, state: &mut ConnState, id: &str, to: &str) -> Han
 }
 
 /// `call_answer` → `ok` (the callee of a ringing call only).
-pub fn answer(ctx: &Ctx, state: &mut ConnState, id: &str, call_id: &str, accept: bool) -> Handled {
+pub async fn answer(
+    ctx: &Ctx,
+    state: &mut ConnState,
+    id: &str,
+    call_id: &str,
+    accept: bool,
+) -> Handled {
     let me = session(state)?;
-    ctx.calls
-        .answer(call_id, me.user_id, state.conn_id, accept)?;
+    if let Some(forwarded) = forward(ctx, call_id, me.user_id, CallOp::Answer { accept }).await {
+        forwarded?;
+    } else {
+        ctx.calls
+            .answer(call_id, me.user_id, state.conn_id, accept)?;
+    }
     Ok(Outcome::ok(id))
 }
 
 /// `call_hangup` → `ok` (either participant, ringing or active).
-pub fn hangup(ctx: &Ctx, state: &mut ConnState, id: &str, call_id: &str) -> Handled {
+pub async fn hangup(ctx: &Ctx, state: &mut ConnState, id: &str, call_id: &str) -> Handled {
     let me = session(state)?;
-    ctx.calls.hangup(call_id, me.user_id, state.conn_id)?;
+    if let Some(forwarded) = forward(ctx, call_id, me.user_id, CallOp::Hangup).await {
+        forwarded?;
+    } else {
+        ctx.calls.hangup(call_id, me.user_id, state.conn_id)?;
+    }
     Ok(Outcome::ok(id))
+}
+
+/// A request about a call that lives on another node of the cluster goes to that node, which
+/// answers for it; `None` when the call is this node's (or there is no cluster).
+async fn forward(
+    ctx: &Ctx,
+    call_id: &str,
+    user_id: crate::store::UserId,
+    op: CallOp,
+) -> Option<Result<(), CallError>> {
+    let cluster = ctx.cluster.as_ref()?;
+    if !ctx.calls.is_elsewhere(call_id) {
+        return None;
+    }
+    let home = Calls::home_of(call_id)?;
+    let request = CallRequest {
+        call_id: call_id.to_owned(),
+        user_id,
+        op,
+    };
+    Some(cluster.call_request(home, &request).await)
 }

@@ -400,7 +400,7 @@ async fn handle(
             id,
             call_id,
             accept,
-        } => calls::answer(ctx, state, &id, &call_id, accept),
-        M::CallHangup { id, call_id } => calls::hangup(ctx, state, &id, &call_id),
+        } => calls::answer(ctx, state, &id, &call_id, accept).await,
+        M::CallHangup { id, call_id } => calls::hangup(ctx, state, &id, &call_id).await,
     }
 }
