@@ -120,7 +120,16 @@ async fn users_on_different_nodes_chat_and_survive_a_node_dying() -> Result<()> 
 
     // Node 2 dies with bob on it. Messages to him wait in the database.
     let token = bob.token()?;
-    let in_flight = alice.send_text("bobby", "are you there?").await?;
+    let mut in_flight = Vec::new();
+    for n in 0..10 {
+        in_flight.push(
+            alice
+                .send_text("bobby", &format!("are you there? {n}"))
+                .await?,
+        );
+    }
+    // Some reach bob at node 2 before it dies; he acks none of them.
+    bob.expect_message_from("alice").await?;
     node2.kill9()?;
     alice
         .expect_user_offline_within(
@@ -139,15 +148,19 @@ async fn users_on_different_nodes_chat_and_survive_a_node_dying() -> Result<()> 
     let (mut bob, session) = node3.resume("bobby", &token).await?;
     assert_eq!(session.profile.username, "bobby");
     alice.expect_user_online("bobby").await?;
-    // Everything accepted reaches him once: delivered-but-unacked messages may come again (he
-    // acked none of these), nothing acked does.
-    let got = bob.expect_message_from("alice").await?;
+    // Everything accepted reaches him, once on this connection and in order: delivered but
+    // unacked messages come again (he acked none of these), nothing acked does.
+    let got = bob.expect_messages_from("alice", in_flight.len()).await?;
     assert_eq!(
-        got.msg_id, in_flight.msg_id,
-        "the message sent as node 2 died"
+        got.iter().map(|m| m.msg_id).collect::<Vec<_>>(),
+        in_flight.iter().map(|a| a.msg_id).collect::<Vec<_>>(),
+        "the messages sent as node 2 died"
     );
-    bob.ack(&[got.msg_id]).await?;
-    alice.expect_receipt(in_flight.msg_id).await?;
+    bob.ack(&got.iter().map(|m| m.msg_id).collect::<Vec<_>>())
+        .await?;
+    for sent in &in_flight {
+        alice.expect_receipt(sent.msg_id).await?;
+    }
     bob.assert_no_message(QUIET_WINDOW).await?;
 
     // Presence is right on every node that is still up.

@@ -424,3 +424,44 @@ async fn a_client_that_stops_reading_does_not_hold_up_the_others() -> Result<()>
     drop(sloth);
     Ok(())
 }
+
+/// On PostgreSQL (the suites' second pass), every database connection of the server is cut
+/// while alice and bob chat: a request that meets a dead connection may fail, and alice resends
+/// it under the same id; the server reconnects, and bob gets every message exactly once.
+#[tokio::test]
+async fn cut_database_connections_are_replaced_and_no_message_is_lost_or_doubled() -> Result<()> {
+    let (server, alice, mut bob) = alice_and_bob().await?;
+    if !server.on_postgres() {
+        // The embedded SQLite file has no connection to lose.
+        return Ok(());
+    }
+    let mut sent = Vec::new();
+    for n in 0..6 {
+        if n == 3 {
+            server.cut_database_connections()?;
+        }
+        let id = alice.new_id();
+        let text = format!("through the cut {n}");
+        let mut accepted = None;
+        for _ in 0..5 {
+            match alice.send_text_with_id("bobby", &id, &text).await {
+                Ok(a) => {
+                    accepted = Some(a);
+                    break;
+                }
+                Err(e) => {
+                    eprintln!("send {n} refused, resending: {e:#}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        sent.push(accepted.with_context(|| format!("message {n} was never accepted"))?);
+    }
+    let got = bob.expect_messages_from("alice", sent.len()).await?;
+    assert_eq!(
+        got.iter().map(|m| m.msg_id).collect::<Vec<_>>(),
+        sent.iter().map(|a| a.msg_id).collect::<Vec<_>>()
+    );
+    bob.assert_no_message(QUIET_WINDOW).await?;
+    Ok(())
+}

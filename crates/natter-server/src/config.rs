@@ -661,6 +661,52 @@ mod tests {
     }
 
     #[test]
+    fn one_node_on_sqlite_unless_told_and_a_cluster_needs_a_shared_database() {
+        let base = || Cli {
+            data_dir: Some("/tmp/x".into()),
+            ..Cli::default()
+        };
+        let alone = Config::merge(base(), FileConfig::default()).expect("valid");
+        assert_eq!((alone.database_url, alone.nats_url), (None, None));
+        assert_eq!(alone.files_dir, Path::new("/tmp/x/files"));
+        assert_eq!(alone.cluster_name, "natter");
+        assert_eq!(alone.node_timeout, DEFAULT_NODE_TIMEOUT);
+
+        let file: FileConfig = toml::from_str(
+            "database_url = \"postgres://n@db/natter\"\nnats_url = \"nats://bus:4222\"\n\
+             files_dir = \"/srv/files\"\ncluster_name = \"east-1\"\nnode_timeout_ms = 2000\n",
+        )
+        .expect("toml");
+        let node = Config::merge(base(), file).expect("valid");
+        assert_eq!(node.database_url.as_deref(), Some("postgres://n@db/natter"));
+        assert_eq!(node.nats_url.as_deref(), Some("nats://bus:4222"));
+        assert_eq!(node.files_dir, Path::new("/srv/files"));
+        assert_eq!(node.cluster_name, "east-1");
+        assert_eq!(node.node_timeout, Duration::from_secs(2));
+
+        let refused = |cli: Cli| match Config::merge(cli, FileConfig::default()) {
+            Err(ConfigError::Invalid(why)) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        let why = refused(Cli {
+            nats_url: Some("nats://bus:4222".into()),
+            ..base()
+        });
+        assert!(why.contains("database_url"), "{why}");
+        let why = refused(Cli {
+            database_url: Some("sqlite:///tmp/x.db".into()),
+            ..base()
+        });
+        assert!(why.contains("postgres://"), "{why}");
+        let why = refused(Cli {
+            database_url: Some("postgres://n@db/natter".into()),
+            cluster_name: Some("has.dots".into()),
+            ..base()
+        });
+        assert!(why.contains("cluster_name"), "{why}");
+    }
+
+    #[test]
     fn nonsense_is_refused_with_a_reason() {
         let cli = Cli {
             data_dir: Some("/tmp/x".into()),

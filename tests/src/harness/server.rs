@@ -175,6 +175,23 @@ impl TestServer {
         self.database.is_some()
     }
 
+    /// Cuts every connection the server holds to its PostgreSQL database, as a database restart
+    /// or a network blip would. An error if the server is not on PostgreSQL.
+    pub fn cut_database_connections(&self) -> Result<()> {
+        let db = self
+            .database
+            .as_ref()
+            .ok_or_else(|| anyhow!("this server runs on SQLite"))?;
+        psql(
+            &db.admin_url,
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{}' AND pid <> pg_backend_pid()",
+                db.name
+            ),
+        )
+    }
+
     /// The plain TCP address.
     pub fn plain_addr(&self) -> SocketAddr {
         self.ready.plain

@@ -21,6 +21,7 @@ use super::{AckedMessage, NewMessage, StoreResult, UserId};
 pub struct PgLog {
     conn: PgConnection,
     runtime: Handle,
+    url: String,
 }
 
 impl std::fmt::Debug for PgLog {
@@ -60,6 +61,7 @@ impl PgLog {
         Ok(Self {
             conn: PgConnection::connect(url).await?,
             runtime: Handle::current(),
+            url: url.to_owned(),
         })
     }
 
@@ -245,6 +247,19 @@ impl MessageLog for PgLog {
         now: i64,
     ) -> StoreResult<Committed> {
         let runtime = self.runtime.clone();
-        runtime.block_on(self.commit_async(saves, acks, now))
+        let result = runtime.block_on(self.commit_async(saves, acks, now));
+        if let Err(e) = &result {
+            // A batch that failed is refused as a whole (its senders try again); a connection
+            // that broke (the database restarted, a network blip, an administrator's kill) is
+            // replaced for the next one.
+            if runtime.block_on(self.conn.ping()).is_err() {
+                tracing::warn!(error = %e, "message log connection lost; reconnecting");
+                match runtime.block_on(PgConnection::connect(&self.url)) {
+                    Ok(conn) => self.conn = conn,
+                    Err(e) => tracing::warn!(error = %e, "message log reconnect failed"),
+                }
+            }
+        }
+        result
     }
 }
