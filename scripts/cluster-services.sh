@@ -8,7 +8,9 @@
 #   bash scripts/cluster-services.sh stop /tmp/natter-services
 #
 # PostgreSQL refuses to run as root, so as root the database runs as the `postgres` user the
-# package created (or `nobody`). Nothing listens beyond 127.0.0.1.
+# package created (or `nobody`). Nothing listens beyond 127.0.0.1. PostgreSQL runs with fsync
+# off (the data is thrown away; the suites test Natter's durability, not PostgreSQL's) unless
+# NATTER_PG_DURABLE=1, which benchmarks use to measure what a real deployment pays.
 set -euo pipefail
 
 cmd="${1:?usage: cluster-services.sh start|stop DIR}"
@@ -54,11 +56,11 @@ start)
   nats_port="$(free_port)"
   as_db_user "$bin/initdb" -D "$dir/pg/data" -U natter --auth=trust -E UTF8 --locale=C \
     >"$dir/pg/initdb.log" 2>&1
-  # fsync off: the data dir is thrown away; the suites test the server's durability, not
-  # PostgreSQL's. Connections: every test server holds a pool of up to 9.
+  durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ "${NATTER_PG_DURABLE:-}" = 1 ] && durability=""
+  # Connections: every test server holds a pool of up to 9.
   as_db_user "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $dir/pg -c fsync=off \
-        -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
+    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $dir/pg $durability -c max_connections=400" \
     start >/dev/null
   # Its own output goes to the log, never to our stdout: callers read this script's output with
   # $(...), which would wait for the server to exit.

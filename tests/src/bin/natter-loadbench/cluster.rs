@@ -46,6 +46,8 @@ pub async fn run(cfg: &Config, dir: &Path) -> Result<String> {
              (eval \"$(bash scripts/cluster-services.sh start DIR)\")"
         );
     }
+    let fsync = pg_setting(&pg, "fsync");
+    let sync_commit = pg_setting(&pg, "synchronous_commit");
     let mut rows = Vec::new();
     rows.push(topology(cfg, dir, "1 node, SQLite (default)", &[], 1).await?);
     let db = Database::create(&pg)?;
@@ -89,7 +91,8 @@ pub async fn run(cfg: &Config, dir: &Path) -> Result<String> {
         "{} guest sessions (plain TCP, `presence: \"friends\"`), spread round-robin over the \
          nodes; {}/s offered for {:.0} s, then {:.0} s as fast as the clients go (1 message in \
          flight each). Random sender → random recipient: with two nodes half the messages cross \
-         NATS. PostgreSQL (fsync off, a throw-away data directory, as `scripts/cluster-services.sh` \
+         NATS. PostgreSQL 15 (`fsync = {fsync}`, `synchronous_commit = {sync_commit}`, a \
+         throw-away data directory on this machine's disk, as `scripts/cluster-services.sh` \
          starts it) and nats-server run on the same 2 cores as the nodes and the bench, so a second \
          node cannot add capacity here: the table shows what the cluster's machinery costs. \
          \"DB + bus + kernel\" is the machine's CPU minus the nodes' and the bench's.\n",
@@ -239,4 +242,16 @@ async fn topology(
         us_per_msg,
         note,
     })
+}
+
+/// A PostgreSQL setting as the server reports it, or "?".
+fn pg_setting(admin: &str, name: &str) -> String {
+    std::process::Command::new("psql")
+        .args([admin, "-tAc", &format!("SHOW {name}")])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "?".into())
 }
