@@ -251,6 +251,11 @@ async fn a_call_between_nodes_rings_connects_carries_audio_and_ends_for_both() -
     let accepted = alice.expect_call_accepted(&call_id).await?;
     assert_eq!(accepted.token, incoming.media.token);
 
+    // bob is busy for everyone, also for carol at his own node, where this call does not live.
+    let mut carol = node2.user("carol").await?;
+    let tried = carol.call_invite("bobby").await?;
+    assert_eq!(carol.expect_call_ended(&tried).await?, CallEndReason::Busy);
+
     // Audio both ways through node 1's relay.
     let a = MediaSocket::open(&accepted, Role::Caller).await?;
     let b = MediaSocket::open(&incoming.media, Role::Callee).await?;

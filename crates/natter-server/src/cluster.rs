@@ -143,7 +143,7 @@ impl Member {
             node: node.clone(),
             out: tx,
         });
-        calls.set_home(&node);
+        calls.set_home(&node, hub.clone());
         tracing::info!(%node, %url, %cluster, "joined the cluster bus");
         Ok(Self {
             client,
@@ -202,6 +202,7 @@ impl Member {
                         tracing::warn!(%node, "node silent past the node timeout; its users are offline");
                         seen.remove(&node);
                         self.hub.node_gone(&node);
+                        self.calls.node_gone(&node);
                     }
                 }
             }
@@ -327,8 +328,12 @@ impl Member {
                     ClusterEvent::CallLeft { user_id } => {
                         self.calls.leave(*user_id, ANY_CONN);
                     }
+                    ClusterEvent::InCall { user_id, in_call } => {
+                        self.calls.set_busy_elsewhere(origin, *user_id, *in_call);
+                    }
                     ClusterEvent::Bye => {
                         seen.remove(*origin);
+                        self.calls.node_gone(origin);
                     }
                     ClusterEvent::Snapshot { .. } => {}
                     _ if !known => self.event(&ClusterEvent::Hello).await,

@@ -176,6 +176,14 @@ pub enum ClusterEvent {
         /// The user.
         user_id: UserId,
     },
+    /// A user's call (homed on the sending node) started ringing, or ended: other nodes answer
+    /// `busy` to calls for them meanwhile.
+    InCall {
+        /// The user.
+        user_id: UserId,
+        /// In a call now.
+        in_call: bool,
+    },
     /// Two users became friends or stopped being friends.
     Friendship {
         /// One user.
@@ -259,6 +267,11 @@ impl Hub {
     /// Connects the hub to a cluster bus (once).
     pub fn set_bus(&self, bus: Bus) {
         let _ = self.bus.set(bus);
+    }
+
+    /// Tells the other nodes of a cluster (nothing without one).
+    pub fn publish_event(&self, event: ClusterEvent) {
+        self.publish(BusOut::Event(event));
     }
 
     fn publish(&self, out: BusOut) {
@@ -594,7 +607,10 @@ impl Hub {
     /// Applies what another node said about its sessions.
     pub fn apply_remote(&self, node: &str, event: ClusterEvent) {
         match event {
-            ClusterEvent::Hello | ClusterEvent::Alive | ClusterEvent::CallLeft { .. } => {}
+            ClusterEvent::Hello
+            | ClusterEvent::Alive
+            | ClusterEvent::CallLeft { .. }
+            | ClusterEvent::InCall { .. } => {}
             ClusterEvent::Bye => self.node_gone(node),
             ClusterEvent::Snapshot { users } => {
                 let listed: HashSet<UserId> = users.iter().map(|(id, _)| *id).collect();

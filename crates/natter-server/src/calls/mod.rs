@@ -16,6 +16,7 @@
 pub mod registry;
 pub mod relay;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -25,7 +26,7 @@ use rand::RngCore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::hub::SessionLink;
+use crate::hub::{ClusterEvent, Hub, SessionLink};
 use crate::store::UserId;
 pub use registry::{CallError, Invited, Member, Token, Verdict};
 use registry::{Effects, Registry};
@@ -39,8 +40,11 @@ pub struct Calls {
     ring_timeout: Duration,
     relay_host: Option<String>,
     relay_port: u16,
-    /// This node's id in a cluster: call ids name their home node.
-    home: OnceLock<String>,
+    /// This node's id in a cluster (call ids name their home node), and the hub that tells the
+    /// other nodes who is in a call here.
+    home: OnceLock<(String, Arc<Hub>)>,
+    /// Users in calls homed on other nodes, by node: a call to them is answered `busy`.
+    busy_elsewhere: Mutex<HashMap<UserId, String>>,
 }
 
 impl Calls {
@@ -53,12 +57,61 @@ impl Calls {
             relay_host: config.relay_host.clone(),
             relay_port,
             home: OnceLock::new(),
+            busy_elsewhere: Mutex::new(HashMap::new()),
         }
     }
 
     /// Makes this node the home of the calls it starts (once, when it joins a cluster).
-    pub fn set_home(&self, node: &str) {
-        let _ = self.home.set(node.to_owned());
+    pub fn set_home(&self, node: &str, hub: Arc<Hub>) {
+        let _ = self.home.set((node.to_owned(), hub));
+    }
+
+    /// What another node said: `user_id` is (or no longer is) in a call homed there.
+    pub fn set_busy_elsewhere(&self, node: &str, user_id: UserId, in_call: bool) {
+        let mut busy = self
+            .busy_elsewhere
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if in_call {
+            busy.insert(user_id, node.to_owned());
+        } else if busy.get(&user_id).is_some_and(|n| n == node) {
+            busy.remove(&user_id);
+        }
+    }
+
+    /// A node died: its calls died with it.
+    pub fn node_gone(&self, node: &str) {
+        let mut busy = self
+            .busy_elsewhere
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        busy.retain(|_, n| n != node);
+    }
+
+    fn is_busy_elsewhere(&self, user_id: UserId) -> bool {
+        let busy = self
+            .busy_elsewhere
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        busy.contains_key(&user_id)
+    }
+
+    /// Tells the other nodes that these users' calls here began or ended.
+    fn announce(&self, users: impl IntoIterator<Item = UserId>, in_call: bool) {
+        if let Some((_, hub)) = self.home.get() {
+            for user_id in users {
+                hub.publish_event(ClusterEvent::InCall { user_id, in_call });
+            }
+        }
+    }
+
+    /// Delivers a registry outcome's pushes; every `call_ended` frees its recipient.
+    fn deliver(&self, effects: &Effects<SessionLink>) {
+        deliver(effects);
+        let ended = effects.iter().filter_map(|(link, message)| {
+            matches!(message, natter_proto::ServerMessage::CallEnded { .. }).then_some(link.user_id)
+        });
+        self.announce(ended, false);
     }
 
     /// The node a call lives on, from its id (`call-<node>-<random>`), if it names one.
@@ -71,7 +124,7 @@ impl Calls {
     /// Whether a call id names another node as its home (its requests go there).
     pub fn is_elsewhere(&self, call_id: &str) -> bool {
         match (Self::home_of(call_id), self.home.get()) {
-            (Some(home), Some(me)) => home != me,
+            (Some(home), Some((me, _))) => home != me,
             _ => false,
         }
     }
@@ -128,8 +181,21 @@ impl Calls {
             member
         });
         let now = Instant::now();
-        let home = self.home.get().cloned();
+        let home = self.home.get().map(|(node, _)| node.clone());
+        let (caller_id, callee_id) = (caller.user_id, callee.as_ref().map(|c| c.user_id));
         let mut registry = self.lock();
+        if callee_id.is_some_and(|id| !registry.is_in_call(id) && self.is_busy_elsewhere(id)) {
+            // In a call on another node: busy, as if that call were here.
+            if registry.is_in_call(caller_id) {
+                return Err(CallError::AlreadyInCall);
+            }
+            let (id, _) = fresh_ids();
+            let id = match &home {
+                Some(node) => id.replacen("call-", &format!("call-{node}-"), 1),
+                None => id,
+            };
+            return Ok((id, Some(CallEndReason::Busy)));
+        }
         let (call_id, invited) =
             registry.invite(caller, callee, now + self.ring_timeout, now, || {
                 let (id, token) = fresh_ids();
@@ -141,6 +207,7 @@ impl Calls {
         let ended_at_once = match invited {
             Invited::Ringing(effects) => {
                 deliver(&effects);
+                self.announce([caller_id].into_iter().chain(callee_id), true);
                 self.ringing.notify_one();
                 None
             }
@@ -159,21 +226,21 @@ impl Calls {
         accept: bool,
     ) -> Result<(), CallError> {
         let mut registry = self.lock();
-        deliver(&registry.answer(call_id, user_id, conn_id, accept)?);
+        self.deliver(&registry.answer(call_id, user_id, conn_id, accept)?);
         Ok(())
     }
 
     /// `call_hangup`.
     pub fn hangup(&self, call_id: &str, user_id: UserId, conn_id: u64) -> Result<(), CallError> {
         let mut registry = self.lock();
-        deliver(&registry.hangup(call_id, user_id, conn_id)?);
+        self.deliver(&registry.hangup(call_id, user_id, conn_id)?);
         Ok(())
     }
 
     /// A session ended: its call ends with `connection_lost`.
     pub fn leave(&self, user_id: UserId, conn_id: u64) {
         let mut registry = self.lock();
-        deliver(&registry.leave(user_id, conn_id));
+        self.deliver(&registry.leave(user_id, conn_id));
     }
 
     /// The relay's verdict on one datagram (see [`Registry::on_packet`]); garbage is dropped
@@ -184,13 +251,13 @@ impl Calls {
         };
         let mut registry = self.lock();
         let (verdict, effects) = registry.on_packet(&packet, from, now);
-        deliver(&effects);
+        self.deliver(&effects);
         verdict
     }
 
     fn expire(&self, now: Instant) -> Option<Instant> {
         let mut registry = self.lock();
-        deliver(&registry.expire(now));
+        self.deliver(&registry.expire(now));
         registry.next_deadline()
     }
 }
