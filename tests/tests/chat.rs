@@ -310,6 +310,7 @@ async fn bad_messages_are_refused_with_their_reason() -> Result<()> {
         width: 1,
         height: 1,
         thumbnail: "AAAA".into(),
+        sha256: None,
     };
     // An image body must name a transfer of the sender (PROTOCOL.md §5.7 rule 10).
     expect_refusal(

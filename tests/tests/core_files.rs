@@ -380,6 +380,67 @@ async fn an_image_in_the_square_arrives_with_a_thumbnail_and_opens_full_size() -
 }
 
 #[tokio::test]
+async fn an_image_whose_bytes_changed_on_the_server_is_refused_by_the_receiver() -> Result<()> {
+    let (server, alice, mut bob) = core_alice_and_bob().await?;
+    let bytes = png(400, 300)?;
+    let sent = alice
+        .send_image_bytes(user("bobby"), "proof.png", bytes.clone())
+        .await?;
+    let sha256 = bob
+        .find_or_wait("the image", |e| match e {
+            Event::Message(m) => match &m.body {
+                MessageBody::Image {
+                    file_id, sha256, ..
+                } if *file_id == sent.file_id => Some(sha256.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .await?;
+    assert_eq!(
+        sha256.as_deref(),
+        Some(natter_e2e::harness::files::sha256_hex(&bytes).as_str()),
+        "the message carries the image's SHA-256"
+    );
+    // A byte of the stored image flips on the server's disk (same size: only a hash notices).
+    let stored = server.data_dir().join("files").join(&sent.file_id);
+    let mut on_disk = std::fs::read(&stored)?;
+    let middle = on_disk.len() / 2;
+    on_disk[middle] ^= 0x55;
+    std::fs::write(&stored, &on_disk)?;
+    let refused = bob
+        .image_file(&sent.file_id)
+        .await
+        .expect_err("a changed image is not shown");
+    let why = refused.to_string();
+    ensure!(why.contains("checksum"), "the error says why: {why}");
+    // Nothing unverified is left where the app would show it from.
+    let media = bob.data_dir().path().join("accounts");
+    let shown: Vec<_> = walk(&media)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == sent.file_id.as_str()))
+        .collect();
+    ensure!(shown.is_empty(), "no verified-looking copy: {shown:?}");
+    Ok(())
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
 async fn bad_images_are_refused_before_anything_is_sent() -> Result<()> {
     let server = TestServer::start().await?;
     let mut alice = server.core_user("alice").await?;

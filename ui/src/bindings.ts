@@ -41,7 +41,13 @@ height: number,
 /**
  * Base64 of a small JPEG or PNG preview, at most 64 KiB decoded.
  */
-thumbnail: string, } | { "kind": "file", 
+thumbnail: string, 
+/**
+ * Lowercase hex SHA-256 of the full image as its sender offered it, so a receiver can
+ * check the bytes it fetches. Set by the server from the transfer (whatever a client
+ * put here is replaced); absent in messages stored before it existed.
+ */
+sha256?: string, } | { "kind": "file", 
 /**
  * The transfer.
  */

@@ -183,6 +183,7 @@ mod tests {
                     width: 1,
                     height: 1,
                     thumbnail: "AAAA".into(),
+                    sha256: Some("ab".repeat(32)),
                 },
             },
             Ack {
@@ -376,6 +377,7 @@ mod tests {
                 have: vec![ByteRange { start: 0, end: 4 }],
                 complete: false,
                 accepted: true,
+                sha256: "cd".repeat(32),
             },
             FileData {
                 id: id(),

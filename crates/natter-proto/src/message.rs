@@ -65,6 +65,12 @@ pub enum MessageBody {
         height: u32,
         /// Base64 of a small JPEG or PNG preview, at most 64 KiB decoded.
         thumbnail: String,
+        /// Lowercase hex SHA-256 of the full image as its sender offered it, so a receiver can
+        /// check the bytes it fetches. Set by the server from the transfer (whatever a client
+        /// put here is replaced); absent in messages stored before it existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        sha256: Option<String>,
     },
     /// A file that was offered and accepted (issue 7).
     File {
@@ -652,6 +658,10 @@ pub enum ServerMessage {
         complete: bool,
         /// The receiver accepted (always `true` for images).
         accepted: bool,
+        /// Lowercase hex SHA-256 the file was offered with (what a receiver checks its bytes
+        /// against); empty from a server that predates it.
+        #[serde(default)]
+        sha256: String,
     },
     /// Header of downloaded bytes; a binary frame of `len` bytes follows.
     FileData {

@@ -98,6 +98,8 @@ pub struct FileStatus {
     pub complete: bool,
     /// The receiver accepted (images: always).
     pub accepted: bool,
+    /// The SHA-256 the file was offered with.
+    pub sha256: String,
 }
 
 /// What one `file_fetch` brought.
@@ -198,6 +200,7 @@ impl TestClient {
                 have,
                 complete,
                 accepted,
+                sha256,
                 ..
             } => {
                 ensure!(
@@ -210,6 +213,7 @@ impl TestClient {
                     have: have.iter().map(|r| (r.start, r.end)).collect(),
                     complete,
                     accepted,
+                    sha256,
                 })
             }
             other => bail!("expected file_status_reply, got {}", show(&other)),

@@ -76,6 +76,8 @@ impl Client {
             width: prepared.width,
             height: prepared.height,
             thumbnail: prepared.thumbnail,
+            // Filled in with the offer's hash once it is known.
+            sha256: None,
         };
         let name = if name.trim().is_empty() {
             "image"

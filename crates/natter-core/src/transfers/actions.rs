@@ -85,6 +85,7 @@ impl Transfers {
                 width,
                 height,
                 thumbnail,
+                sha256: Some(sha256.clone()),
             },
             other => other,
         });
@@ -273,8 +274,9 @@ impl Transfers {
                     peer: String::new(),
                     name: file_id.to_owned(),
                     size: status.size,
-                    // Images carry no hash in their message; the server checked it on upload.
-                    sha256: String::new(),
+                    // What the sender offered: bytes changed on the server since (a bad disk,
+                    // a meddling admin) fail the check before the image is shown.
+                    sha256: status.sha256,
                     state: TransferState::Downloading,
                     done: 0,
                     rate: 0,

@@ -146,6 +146,7 @@ impl Transfers {
                 have,
                 complete,
                 accepted,
+                sha256,
                 ..
             } => Ok(Status {
                 size,
@@ -153,6 +154,7 @@ impl Transfers {
                 have: RangeSet::from_wire(&have),
                 complete,
                 accepted,
+                sha256,
             }),
             other => Err(ClientError::Protocol(format!(
                 "unexpected reply to file_status: {other:?}"
@@ -187,6 +189,8 @@ struct Status {
     have: RangeSet,
     complete: bool,
     accepted: bool,
+    /// As offered; empty from an older server (nothing to check against then).
+    sha256: String,
 }
 
 fn invalid(message: &str) -> ClientError {

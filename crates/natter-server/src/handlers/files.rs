@@ -192,6 +192,7 @@ pub async fn status(ctx: &Ctx, state: &ConnState, id: &str, file_id: &str) -> Ha
         have: t.have.to_wire(),
         complete: t.complete,
         accepted: t.accepted == Some(true),
+        sha256: t.sha256,
     }))
 }
 
@@ -447,6 +448,8 @@ pub async fn check_chat_body(
                 width,
                 height,
                 thumbnail,
+                // The transfer's, verified at upload: never what the client wrote.
+                sha256: Some(t.sha256),
             })
         }
         MessageBody::File {
