@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing Natter needs on Debian/Ubuntu, skipping what is
 # present. Safe to run repeatedly; needs root (or sudo) only when something is missing.
+# `--tests` adds what only the test suites use (PostgreSQL and nats-server for the cluster
+# suites): running Natter needs neither, and Debian's postgresql package starts a system
+# database, which nobody who only wants to chat should get.
 set -euo pipefail
 
 # - a C toolchain (sqlite and ring are compiled by their crates);
@@ -9,7 +12,7 @@ set -euo pipefail
 #   python3-pip/-dev to install the `pesq` package the voice tests score speech with;
 # - Xvfb, WebKitWebDriver and CJK fonts for the end-to-end suite (the app in real WebKit);
 # - Node.js + npm for the web UI (Vite needs Node 20.19+);
-# - PostgreSQL and nats-server for the cluster suites (started on loopback by
+# - with --tests: PostgreSQL and nats-server for the cluster suites (started on loopback by
 #   scripts/cluster-services.sh, never as system services the tests rely on).
 APT_PACKAGES=(
   build-essential pkg-config ca-certificates curl cmake
@@ -17,8 +20,8 @@ APT_PACKAGES=(
   libasound2-dev libopus-dev
   pulseaudio pulseaudio-utils libasound2-plugins alsa-utils python3-pip python3-dev
   xvfb xauth webkit2gtk-driver fonts-noto-cjk
-  postgresql postgresql-client nats-server
 )
+[ "${1:-}" = --tests ] && APT_PACKAGES+=(postgresql postgresql-client nats-server)
 command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 
 missing=()
