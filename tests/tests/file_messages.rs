@@ -19,30 +19,12 @@ fn image_body(file_id: &str, size: u64) -> MessageBody {
     }
 }
 
-/// An image body as receivers get it: with the SHA-256 its transfer was offered with.
-fn received_image_body(file_id: &str, data: &[u8]) -> MessageBody {
-    match image_body(file_id, data.len() as u64) {
-        MessageBody::Image {
-            file_id,
-            name,
-            mime,
-            size,
-            width,
-            height,
-            thumbnail,
-            ..
-        } => MessageBody::Image {
-            file_id,
-            name,
-            mime,
-            size,
-            width,
-            height,
-            thumbnail,
-            sha256: Some(sha256_hex(data)),
-        },
-        other => other,
+/// `body` (an image) claiming `sha256`.
+fn with_sha256(mut body: MessageBody, hash: String) -> MessageBody {
+    if let MessageBody::Image { sha256, .. } = &mut body {
+        *sha256 = Some(hash);
     }
+    body
 }
 
 fn file_body(file_id: &str, name: &str, data: &[u8]) -> MessageBody {
@@ -98,13 +80,13 @@ async fn an_image_to_the_square_is_fetchable_by_anyone_once_complete() -> Result
 
     // Whatever hash the sender writes, receivers get the one the image was offered with: the
     // one its bytes were checked against, which they check them against too.
-    let mut claimed = image_body(id, size);
-    if let MessageBody::Image { sha256, .. } = &mut claimed {
-        *sha256 = Some("0".repeat(64));
-    }
+    let claimed = with_sha256(image_body(id, size), "0".repeat(64));
     alice.post(Target::Square, claimed).await?;
     let got = bob.expect_message_from("alice").await?;
-    assert_eq!(got.body, received_image_body(id, &data));
+    assert_eq!(
+        got.body,
+        with_sha256(image_body(id, size), sha256_hex(&data))
+    );
     assert_eq!(carol.file_status(id).await?.sha256, sha256_hex(&data));
     assert!(carol.fetch_all(id, size).await? == data);
     // A guest is a signed-in user too.

@@ -158,11 +158,6 @@ impl Member {
         })
     }
 
-    /// This node's id on the bus.
-    pub fn node(&self) -> &str {
-        &self.node
-    }
-
     /// The handle request handlers use.
     pub fn link(&self) -> Link {
         Link {
@@ -201,8 +196,7 @@ impl Member {
                     for node in dead {
                         tracing::warn!(%node, "node silent past the node timeout; its users are offline");
                         seen.remove(&node);
-                        self.hub.node_gone(&node);
-                        self.calls.node_gone(&node);
+                        self.forget(&node);
                     }
                 }
             }
@@ -321,28 +315,37 @@ impl Member {
                     }
                 };
                 let known = seen.insert((*origin).to_owned(), Instant::now()).is_some();
+                let greets = matches!(
+                    event,
+                    ClusterEvent::Hello | ClusterEvent::Snapshot { .. } | ClusterEvent::Bye
+                );
+                if !known && !greets {
+                    // A node this one missed (or took for dead) that is back: everyone tells
+                    // everyone who is online.
+                    self.event(&ClusterEvent::Hello).await;
+                }
                 match &event {
-                    // A new node, or one taken for dead that is back: everyone (this node too)
-                    // tells it who is online, and it tells everyone.
                     ClusterEvent::Hello => self.snapshot().await,
-                    ClusterEvent::CallLeft { user_id } => {
-                        self.calls.leave(*user_id, ANY_CONN);
-                    }
+                    ClusterEvent::Offline { user_id } => self.calls.leave(*user_id, ANY_CONN),
                     ClusterEvent::InCall { user_id, in_call } => {
                         self.calls.set_busy_elsewhere(origin, *user_id, *in_call);
                     }
                     ClusterEvent::Bye => {
                         seen.remove(*origin);
-                        self.calls.node_gone(origin);
+                        self.forget(origin);
                     }
-                    ClusterEvent::Snapshot { .. } => {}
-                    _ if !known => self.event(&ClusterEvent::Hello).await,
                     _ => {}
                 }
                 self.hub.apply_remote(origin, event);
             }
             _ => {}
         }
+    }
+
+    /// A node left or died: its users are offline and its calls over, as far as this node knows.
+    fn forget(&self, node: &str) {
+        self.hub.node_gone(node);
+        self.calls.node_gone(node);
     }
 
     async fn snapshot(&self) {

@@ -165,14 +165,9 @@ pub enum ClusterEvent {
         /// Public identity.
         user: OnlineUser,
     },
-    /// A user's session on the sending node ended.
+    /// A user's session on the sending node ended (calls homed elsewhere that reach that user
+    /// through the bus end with `connection_lost`).
     Offline {
-        /// The user.
-        user_id: UserId,
-    },
-    /// A user's session on the sending node ended: calls homed elsewhere that reach that user
-    /// through the bus end with `connection_lost`.
-    CallLeft {
         /// The user.
         user_id: UserId,
     },
@@ -270,14 +265,15 @@ impl Hub {
     }
 
     /// Tells the other nodes of a cluster (nothing without one).
-    pub fn publish_event(&self, event: ClusterEvent) {
-        self.publish(BusOut::Event(event));
+    pub fn publish_event(&self, event: impl FnOnce() -> ClusterEvent) {
+        self.publish(|| BusOut::Event(event()));
     }
 
-    fn publish(&self, out: BusOut) {
+    /// Hands `out` to the bus; a node alone never even builds it.
+    fn publish(&self, out: impl FnOnce() -> BusOut) {
         if let Some(bus) = self.bus.get() {
             // The bus task outlives every session; a send fails only during shutdown.
-            let _ = bus.out.send(out);
+            let _ = bus.out.send(out());
         }
     }
 
@@ -302,10 +298,12 @@ impl Hub {
             (inner.sessions.insert(attach.user_id, entry), elsewhere)
         };
         // Other nodes end their sessions of this user, as this node does below.
-        self.publish(BusOut::Event(ClusterEvent::Online {
-            user_id: attach.user_id,
-            user: attach.user.clone(),
-        }));
+        self.publish(|| {
+            BusOut::Event(ClusterEvent::Online {
+                user_id: attach.user_id,
+                user: attach.user.clone(),
+            })
+        });
         match previous {
             Some(old) if old.conn_id != attach.conn_id => {
                 old.control.kick("logged_in_elsewhere");
@@ -338,8 +336,7 @@ impl Hub {
             (removed, inner.remote.contains_key(&user_id))
         };
         if removed.is_some() {
-            self.publish(BusOut::Event(ClusterEvent::Offline { user_id }));
-            self.publish(BusOut::Event(ClusterEvent::CallLeft { user_id }));
+            self.publish(|| BusOut::Event(ClusterEvent::Offline { user_id }));
         }
         match removed {
             // Still online on another node: nothing changes for anyone else.
@@ -462,11 +459,6 @@ impl Hub {
         })
     }
 
-    /// This node's id on the cluster bus, if it is in a cluster.
-    pub fn node(&self) -> Option<&str> {
-        self.bus.get().map(|b| b.node.as_str())
-    }
-
     /// Whether a user is online, on any node.
     pub fn is_online(&self, user_id: UserId) -> bool {
         self.lock().online_anywhere(user_id)
@@ -527,7 +519,7 @@ impl Hub {
                 None => return false,
             }
         };
-        self.publish(BusOut::Push {
+        self.publish(|| BusOut::Push {
             node,
             user_id,
             push,
@@ -546,7 +538,7 @@ impl Hub {
     /// Pushes a frame to every online user except `except`, in the whole cluster.
     pub fn broadcast(&self, except: UserId, frame: Bytes) {
         self.broadcast_local(except, frame.clone());
-        self.publish(BusOut::Broadcast { except, frame });
+        self.publish(|| BusOut::Broadcast { except, frame });
     }
 
     /// Pushes a frame to every user of this node except `except`.
@@ -561,11 +553,7 @@ impl Hub {
 
     /// Keeps the hub's view of a friendship in step with the database, on every node.
     pub fn set_friendship(&self, a: UserId, b: UserId, are_friends: bool) {
-        self.publish(BusOut::Event(ClusterEvent::Friendship {
-            a,
-            b,
-            are_friends,
-        }));
+        self.publish(|| BusOut::Event(ClusterEvent::Friendship { a, b, are_friends }));
         self.apply_friendship(a, b, are_friends);
     }
 
@@ -584,10 +572,12 @@ impl Hub {
 
     /// Updates a user's public identity (after a profile edit), on every node.
     pub fn set_nickname(&self, user_id: UserId, nickname: &str) {
-        self.publish(BusOut::Event(ClusterEvent::Nickname {
-            user_id,
-            nickname: nickname.to_owned(),
-        }));
+        self.publish(|| {
+            BusOut::Event(ClusterEvent::Nickname {
+                user_id,
+                nickname: nickname.to_owned(),
+            })
+        });
         let mut inner = self.lock();
         if let Some(entry) = inner.sessions.get_mut(&user_id) {
             entry.user.nickname = nickname.to_owned();
@@ -607,11 +597,11 @@ impl Hub {
     /// Applies what another node said about its sessions.
     pub fn apply_remote(&self, node: &str, event: ClusterEvent) {
         match event {
+            // Node membership and calls are the cluster member's to handle.
             ClusterEvent::Hello
             | ClusterEvent::Alive
-            | ClusterEvent::CallLeft { .. }
+            | ClusterEvent::Bye
             | ClusterEvent::InCall { .. } => {}
-            ClusterEvent::Bye => self.node_gone(node),
             ClusterEvent::Snapshot { users } => {
                 let listed: HashSet<UserId> = users.iter().map(|(id, _)| *id).collect();
                 let stale: Vec<UserId> = {

@@ -282,6 +282,14 @@ fn resolve(cli: Cli) -> Result<Config> {
     let nofile = sys::raise_nofile_to(biggest as u64 + 4096);
     // Each client holds one descriptor here; keep some for the runtime, files and children.
     let fd_budget = nofile.saturating_sub(256) as usize;
+    // A run's session count: the flag, else its quick or full default, within what fds allow.
+    let sessions = |flag: Option<usize>, quick: usize, full: usize| {
+        flag.unwrap_or(q(quick, full)).clamp(2, fd_budget.max(2))
+    };
+    // A run's offered rate: the flag, else its quick or full default.
+    let rate = |flag: Option<u64>, quick: u64, full: u64| {
+        flag.unwrap_or(if cli.quick { quick } else { full }).max(1)
+    };
     if clients > fd_budget {
         eprintln!(
             "RLIMIT_NOFILE is {nofile}: running with {fd_budget} clients instead of {clients}"
@@ -331,23 +339,11 @@ fn resolve(cli: Cli) -> Result<Config> {
         nofile,
         command_line,
         runs,
-        tls_clients: cli
-            .tls_clients
-            .unwrap_or(q(50, 2_000))
-            .clamp(2, fd_budget.max(2)),
-        tls_rate: cli
-            .tls_rate
-            .unwrap_or(if cli.quick { 200 } else { 2_000 })
-            .max(1),
-        presence_clients: cli
-            .presence_clients
-            .unwrap_or(q(300, clients))
-            .clamp(2, fd_budget.max(2)),
+        tls_clients: sessions(cli.tls_clients, 50, 2_000),
+        tls_rate: rate(cli.tls_rate, 200, 2_000),
+        presence_clients: sessions(cli.presence_clients, 300, clients),
         idle_sessions,
-        crash_clients: cli
-            .crash_clients
-            .unwrap_or(q(200, clients))
-            .clamp(2, fd_budget.max(2)),
+        crash_clients: sessions(cli.crash_clients, 200, clients),
         crash_duration: secs(cli.crash_secs.unwrap_or(if cli.quick {
             4.0
         } else {
@@ -355,14 +351,8 @@ fn resolve(cli: Cli) -> Result<Config> {
         }))
         .max(Duration::from_secs(1)),
         settle_limit: secs(cli.settle_secs),
-        cluster_clients: cli
-            .cluster_clients
-            .unwrap_or(q(100, 2_000))
-            .clamp(2, fd_budget.max(2)),
-        cluster_rate: cli
-            .cluster_rate
-            .unwrap_or(if cli.quick { 200 } else { 2_000 })
-            .max(1),
+        cluster_clients: sessions(cli.cluster_clients, 100, 2_000),
+        cluster_rate: rate(cli.cluster_rate, 200, 2_000),
     })
 }
 

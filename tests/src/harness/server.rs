@@ -105,10 +105,10 @@ impl Drop for PgDatabase {
     }
 }
 
-/// Runs one SQL statement with `psql`.
-fn psql(url: &str, sql: &str) -> Result<()> {
+/// Runs one SQL statement with `psql`; returns what it printed (unaligned, tuples only).
+pub fn psql(url: &str, sql: &str) -> Result<String> {
     let out = Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-tA", "-c", sql])
         .stdin(Stdio::null())
         .output()
         .context("while running psql (apt-get install postgresql-client)")?;
@@ -118,7 +118,7 @@ fn psql(url: &str, sql: &str) -> Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 impl TestServer {
@@ -190,6 +190,7 @@ impl TestServer {
                 db.name
             ),
         )
+        .map(drop)
     }
 
     /// The plain TCP address.

@@ -68,26 +68,20 @@ impl Transfers {
             Target::User { username } => username.clone(),
             Target::Square => String::new(),
         };
-        let message = image.map(|body| match body {
-            MessageBody::Image {
-                name: _,
-                mime,
-                size,
-                width,
-                height,
-                thumbnail,
+        // The image message names the transfer now that it exists.
+        let message = image.map(|mut body| {
+            if let MessageBody::Image {
+                file_id: id,
+                name: n,
+                sha256: hash,
                 ..
-            } => MessageBody::Image {
-                file_id: file_id.clone(),
-                name: name.clone(),
-                mime,
-                size,
-                width,
-                height,
-                thumbnail,
-                sha256: Some(sha256.clone()),
-            },
-            other => other,
+            } = &mut body
+            {
+                id.clone_from(&file_id);
+                n.clone_from(&name);
+                *hash = Some(sha256.clone());
+            }
+            body
         });
         let record = TransferRecord {
             info: TransferInfo {

@@ -100,7 +100,7 @@ impl Calls {
     fn announce(&self, users: impl IntoIterator<Item = UserId>, in_call: bool) {
         if let Some((_, hub)) = self.home.get() {
             for user_id in users {
-                hub.publish_event(ClusterEvent::InCall { user_id, in_call });
+                hub.publish_event(|| ClusterEvent::InCall { user_id, in_call });
             }
         }
     }
@@ -114,18 +114,20 @@ impl Calls {
         self.announce(ended, false);
     }
 
-    /// The node a call lives on, from its id (`call-<node>-<random>`), if it names one.
-    pub fn home_of(call_id: &str) -> Option<&str> {
-        let rest = call_id.strip_prefix("call-")?;
-        let (node, random) = rest.split_once('-')?;
-        (!node.is_empty() && !random.is_empty()).then_some(node)
+    /// The other node a call lives on, from its id (`call-<node>-<random>`), when it is not
+    /// this one: its requests go there.
+    pub fn home_elsewhere<'a>(&self, call_id: &'a str) -> Option<&'a str> {
+        let (me, _) = self.home.get()?;
+        let (node, random) = call_id.strip_prefix("call-")?.split_once('-')?;
+        (!node.is_empty() && !random.is_empty() && node != me).then_some(node)
     }
 
-    /// Whether a call id names another node as its home (its requests go there).
-    pub fn is_elsewhere(&self, call_id: &str) -> bool {
-        match (Self::home_of(call_id), self.home.get()) {
-            (Some(home), Some((me, _))) => home != me,
-            _ => false,
+    /// A fresh call id and token; in a cluster the id names this node.
+    fn fresh_ids(&self) -> (String, Token) {
+        let (id, token) = fresh_ids();
+        match self.home.get() {
+            Some((node, _)) => (id.replacen("call-", &format!("call-{node}-"), 1), token),
+            None => (id, token),
         }
     }
 
@@ -181,7 +183,6 @@ impl Calls {
             member
         });
         let now = Instant::now();
-        let home = self.home.get().map(|(node, _)| node.clone());
         let (caller_id, callee_id) = (caller.user_id, callee.as_ref().map(|c| c.user_id));
         let mut registry = self.lock();
         if callee_id.is_some_and(|id| !registry.is_in_call(id) && self.is_busy_elsewhere(id)) {
@@ -189,20 +190,11 @@ impl Calls {
             if registry.is_in_call(caller_id) {
                 return Err(CallError::AlreadyInCall);
             }
-            let (id, _) = fresh_ids();
-            let id = match &home {
-                Some(node) => id.replacen("call-", &format!("call-{node}-"), 1),
-                None => id,
-            };
-            return Ok((id, Some(CallEndReason::Busy)));
+            return Ok((self.fresh_ids().0, Some(CallEndReason::Busy)));
         }
         let (call_id, invited) =
             registry.invite(caller, callee, now + self.ring_timeout, now, || {
-                let (id, token) = fresh_ids();
-                match &home {
-                    Some(node) => (id.replacen("call-", &format!("call-{node}-"), 1), token),
-                    None => (id, token),
-                }
+                self.fresh_ids()
             })?;
         let ended_at_once = match invited {
             Invited::Ringing(effects) => {

@@ -9,7 +9,7 @@
 use natter_proto::{validate, ErrorCode, ServerMessage};
 
 use super::{session, ConnState, Handled, Outcome, Outgoing, Refusal};
-use crate::calls::{CallError, Calls};
+use crate::calls::CallError;
 use crate::cluster::{CallOp, CallRequest};
 use crate::Ctx;
 
@@ -107,10 +107,7 @@ async fn forward(
     op: CallOp,
 ) -> Option<Result<(), CallError>> {
     let cluster = ctx.cluster.as_ref()?;
-    if !ctx.calls.is_elsewhere(call_id) {
-        return None;
-    }
-    let home = Calls::home_of(call_id)?;
+    let home = ctx.calls.home_elsewhere(call_id)?;
     let request = CallRequest {
         call_id: call_id.to_owned(),
         user_id,

@@ -196,7 +196,11 @@ pub(super) fn body_json(msg: &NewMessage) -> String {
 
 /// A message just stored under `msg_id`.
 pub(super) fn fresh(msg: &NewMessage, msg_id: MsgId, now: i64) -> StoredMessage {
-    let (_, recipient_id, recipient_name) = placement(msg);
+    // Not `placement`: that formats the conversation key, which the insert already used.
+    let (recipient_id, recipient_name) = match &msg.recipient {
+        Some((id, name)) => (Some(*id), Some(name.as_str())),
+        None => (None, None),
+    };
     StoredMessage {
         message: ChatMessage {
             msg_id,

@@ -246,12 +246,5 @@ async fn topology(
 
 /// A PostgreSQL setting as the server reports it, or "?".
 fn pg_setting(admin: &str, name: &str) -> String {
-    std::process::Command::new("psql")
-        .args([admin, "-tAc", &format!("SHOW {name}")])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "?".into())
+    natter_e2e::harness::server::psql(admin, &format!("SHOW {name}")).unwrap_or_else(|_| "?".into())
 }
