@@ -330,8 +330,13 @@ async fn requests_before_login_get_not_authenticated() -> Result<()> {
             },
             name: "a.txt".into(),
             size: 1,
-            sha256: "0".repeat(64),
+            sha256: Some("0".repeat(64)),
             kind: FileKind::File,
+        },
+        ClientMessage::FileComplete {
+            id: "k".into(),
+            file_id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+            sha256: "0".repeat(64),
         },
         ClientMessage::CallInvite {
             id: "j".into(),

@@ -236,6 +236,105 @@ async fn a_hash_mismatch_discards_every_stored_byte() -> Result<()> {
 }
 
 #[tokio::test]
+async fn an_offer_without_a_hash_is_checked_once_file_complete_names_it() -> Result<()> {
+    let (_server, alice, mut bob) = alice_and_bob().await?;
+    let data = file_bytes(300_000, 21);
+    let want = sha256_hex(&data);
+    let offer = alice
+        .offer_file_unhashed("bobby", "draft.txt", data.len() as u64)
+        .await?;
+    let id = offer.file_id.as_str();
+    let offered = bob.expect_file_offered("alice").await?;
+    assert_eq!(
+        offered.sha256, "",
+        "the offer went out before the hash was known"
+    );
+    let c = offer.chunk_size as usize;
+
+    // Every byte arrives (the last chunk first), but without a hash nothing is verified yet.
+    alice.upload_part(&offer, &data, 4 * c..data.len()).await?;
+    alice.upload_part(&offer, &data, 0..4 * c).await?;
+    let status = alice.file_status(id).await?;
+    assert_eq!(status.have, vec![(0, 300_000)]);
+    assert!(!status.complete, "nothing to check against yet");
+    assert_eq!(status.sha256, "");
+
+    // Only the sender names the hash, and only in the right shape.
+    expect_refusal(
+        bob.file_complete(id, &want).await?.into_result(),
+        ErrorCode::Forbidden,
+    )?;
+    expect_refusal(
+        alice.file_complete(id, "not a hash").await?.into_result(),
+        ErrorCode::InvalidField,
+    )?;
+    let stranger = _server.user("carol").await?;
+    expect_refusal(
+        stranger.file_complete(id, &want).await?.into_result(),
+        ErrorCode::NotFound,
+    )?;
+
+    // With every byte stored, the reply to file_complete is the verdict.
+    alice.file_complete(id, &want).await?.expect_ok()?;
+    let status = alice.file_status(id).await?;
+    assert!(status.complete);
+    assert_eq!(
+        (
+            status.sha256.as_str(),
+            bob.file_status(id).await?.sha256.as_str()
+        ),
+        (want.as_str(), want.as_str())
+    );
+    // Naming it again is fine; naming another hash is refused and changes nothing.
+    alice.file_complete(id, &want).await?.expect_ok()?;
+    let other = sha256_hex(b"something else");
+    let refusal = expect_refusal(
+        alice.file_complete(id, &other).await?.into_result(),
+        ErrorCode::InvalidField,
+    )?;
+    ensure!(refusal.message.contains(&want), "{}", refusal.message);
+    bob.file_answer(id, true).await?;
+    assert_eq!(bob.fetch_all(id, 300_000).await?, data);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_hash_named_before_the_last_chunk_is_checked_by_that_chunk() -> Result<()> {
+    let (_server, alice, _bob) = alice_and_bob().await?;
+    let data = file_bytes(200_000, 22);
+    let offer = alice
+        .offer_file_unhashed("bobby", "notes.bin", data.len() as u64)
+        .await?;
+    let id = offer.file_id.as_str();
+    let c = offer.chunk_size as usize;
+    alice.upload_part(&offer, &data, c..data.len()).await?;
+    // A wrong hash (the file changed under the sender) is taken while bytes are missing...
+    let mut changed = data.clone();
+    changed[0] ^= 1;
+    alice
+        .file_complete(id, &sha256_hex(&changed))
+        .await?
+        .expect_ok()?;
+    // ...and the chunk that completes the file hears the mismatch; every byte is discarded.
+    let refusal = expect_refusal(
+        alice.file_chunk(id, 0, &data[..c]).await,
+        ErrorCode::InvalidField,
+    )?;
+    ensure!(
+        refusal.message.contains("sha256 mismatch"),
+        "{}",
+        refusal.message
+    );
+    let status = alice.file_status(id).await?;
+    assert_eq!(status.have, vec![]);
+    assert!(!status.complete);
+    // The right bytes for that hash, sent again, complete it.
+    alice.upload(id, &changed, offer.chunk_size).await?;
+    assert!(alice.file_status(id).await?.complete);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_rejected_offer_tells_the_sender_and_is_gone() -> Result<()> {
     let (server, mut alice, mut bob) = alice_and_bob().await?;
     let data = file_bytes(100_000, 6);
@@ -561,7 +660,7 @@ async fn a_chunk_still_arriving_on_a_slow_link_is_not_silence() -> Result<()> {
         to: user("bobby"),
         name: "slow.bin".into(),
         size: data.len() as u64,
-        sha256: sha256_hex(&data),
+        sha256: Some(sha256_hex(&data)),
         kind: FileKind::File,
     })
     .await?;

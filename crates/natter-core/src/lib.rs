@@ -38,7 +38,7 @@ pub use engine::EngineConfig;
 pub use error::ClientError;
 pub use store::{LocalMessage, MessageState, SearchHit};
 pub use transfer::{Direction, TransferInfo, TransferState};
-pub use transfers::sha256_file;
+pub use transfers::{sha256_file, UNRECORDED_MAX};
 pub use transport::{PinStore, ServerAddr};
 
 /// Most message ids per `ack`.

@@ -207,8 +207,13 @@ mod tests {
                 },
                 name: "n".into(),
                 size: 1,
-                sha256: "00".into(),
+                sha256: Some("00".into()),
                 kind: FileKind::Image,
+            },
+            FileComplete {
+                id: id(),
+                file_id: "f".into(),
+                sha256: "00".into(),
             },
             FileAnswer {
                 id: id(),

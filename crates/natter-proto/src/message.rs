@@ -421,8 +421,10 @@ pub enum ClientMessage {
         name: String,
         /// Size in bytes.
         size: u64,
-        /// Hex SHA-256 of the whole file.
-        sha256: String,
+        /// Hex SHA-256 of the whole file. Absent: the sender sends it with `file_complete`
+        /// once computed, so the upload need not wait for a first pass over the file.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
         /// What the transfer is for; `file` when absent.
         #[serde(default)]
         kind: FileKind,
@@ -454,6 +456,16 @@ pub enum ClientMessage {
         offset: u64,
         /// How many bytes follow.
         len: u32,
+    },
+    /// The sender names the SHA-256 of an upload offered without one; the server verifies the
+    /// bytes against it once every byte is stored (seed 003 `7010`, the sender finished).
+    FileComplete {
+        /// Request id.
+        id: RequestId,
+        /// The file.
+        file_id: String,
+        /// Lowercase hex SHA-256 of the whole file.
+        sha256: String,
     },
     /// Download a range; the server answers with `file_data` frames (seed 001 `file-data`).
     FileFetch {
@@ -813,6 +825,7 @@ impl ClientMessage {
             | FileAnswer { id, .. }
             | FileStatus { id, .. }
             | FileChunk { id, .. }
+            | FileComplete { id, .. }
             | FileFetch { id, .. }
             | FileCancel { id, .. }
             | CallInvite { id, .. }
@@ -899,6 +912,7 @@ pub const CLIENT_TYPES: &[&str] = &[
     "file_answer",
     "file_status",
     "file_chunk",
+    "file_complete",
     "file_fetch",
     "file_cancel",
     "call_invite",

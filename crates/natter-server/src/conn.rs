@@ -142,6 +142,15 @@ async fn write_ready<S: AsyncRead + AsyncWrite + Unpin>(
             _ => break,
         }
     }
+    while !later.chunks.is_empty() {
+        match later.chunks.next().now_or_never() {
+            Some(Some((reply, len))) => {
+                later.chunk_done(len);
+                w.message(&reply).await?;
+            }
+            _ => break,
+        }
+    }
     for _ in 0..PUSH_BATCH {
         match push_rx.try_recv() {
             Ok(push) => write_push(w, state, push).await?,
@@ -164,6 +173,12 @@ struct AwaitedChunk {
     len: u32,
 }
 
+/// Bytes of `file_chunk`s a connection may have being written at once. Past it the connection
+/// reads no more frames until some are stored: TCP then slows the sender, and memory stays
+/// bounded per connection. Eight chunks of the largest suggested size (1 MiB) keep the disk and
+/// the database busy in parallel with the socket.
+const CHUNK_BYTES_IN_FLIGHT: usize = 8 * 1024 * 1024;
+
 /// Replies that come after their handler returned.
 #[derive(Default)]
 struct Later {
@@ -171,6 +186,21 @@ struct Later {
     ordered: FuturesOrdered<BoxFuture<'static, ServerMessage>>,
     /// Written whenever ready (a file's hash check).
     unordered: FuturesUnordered<BoxFuture<'static, ServerMessage>>,
+    /// Chunks being stored, with their sizes; written whenever ready.
+    chunks: FuturesUnordered<BoxFuture<'static, (ServerMessage, usize)>>,
+    /// Sum of the sizes in `chunks`.
+    chunk_bytes: usize,
+}
+
+impl Later {
+    /// Whether another frame may be read (the chunks in flight leave room).
+    fn has_room(&self) -> bool {
+        self.chunk_bytes < CHUNK_BYTES_IN_FLIGHT
+    }
+
+    fn chunk_done(&mut self, len: usize) {
+        self.chunk_bytes = self.chunk_bytes.saturating_sub(len);
+    }
 }
 
 /// Runs one request and writes what it answers at once.
@@ -182,9 +212,16 @@ async fn run_request<S: AsyncRead + AsyncWrite + Unpin>(
     message: ClientMessage,
     binary: Option<Bytes>,
 ) -> Result<Option<Exit>, FrameError> {
+    let chunk_len = binary.as_ref().map_or(0, Bytes::len);
     // Boxed: the state of the largest handler (a login with its Argon2 hand-off, a file chunk)
     // would otherwise live inline in every connection's task for its whole life, idle or not.
     let outcome = Box::pin(handlers::dispatch(ctx, state, message, binary)).await;
+    if let Some(c) = outcome.chunk {
+        later.chunk_bytes += chunk_len;
+        later
+            .chunks
+            .push(Box::pin(async move { (c.await, chunk_len) }));
+    }
     if let Some(d) = outcome.deferred {
         later.ordered.push_back(d);
     }
@@ -332,7 +369,7 @@ pub async fn serve<S>(
         let result: Result<Option<Exit>, FrameError> = tokio::select! {
             _ = &mut shutdown => Ok(Some(Exit::Shutdown)),
             reason = kick => Ok(Some(Exit::Kicked(reason))),
-            read = w.framed.next() => {
+            read = w.framed.next(), if later.has_room() => {
                 if matches!(read, Some(Ok(_))) {
                     last_rx = Instant::now();
                 }
@@ -342,6 +379,10 @@ pub async fn serve<S>(
                 w.message(&reply).await.map(|_| None)
             }
             Some(reply) = later.unordered.next(), if !later.unordered.is_empty() => {
+                w.message(&reply).await.map(|_| None)
+            }
+            Some((reply, len)) = later.chunks.next(), if !later.chunks.is_empty() => {
+                later.chunk_done(len);
                 w.message(&reply).await.map(|_| None)
             }
             Some(piece) = state.fetches.next(), if state.fetches.is_busy() => match piece {

@@ -16,7 +16,7 @@ mod transfers;
 
 pub use log::{Committed, MessageLog, SqliteLog};
 pub use pglog::PgLog;
-pub use transfers::{NewTransfer, RemovedTransfer, TransferRecord};
+pub use transfers::{Held, NewTransfer, RemovedTransfer, TransferRecord};
 
 use std::path::Path;
 use std::str::FromStr;

@@ -127,7 +127,7 @@ impl TestClient {
                 to,
                 name: name.into(),
                 size,
-                sha256: sha256.into(),
+                sha256: Some(sha256.into()),
                 kind,
             })
             .await?
@@ -143,6 +143,44 @@ impl TestClient {
             }),
             other => bail!("expected file_offer_created, got {}", show(&other)),
         }
+    }
+
+    /// Offers a file of `size` bytes to `to` without its hash (named later by `file_complete`).
+    pub async fn offer_file_unhashed(&self, to: &str, name: &str, size: u64) -> Result<Offered> {
+        let reply = self
+            .request_with(|id| ClientMessage::FileOffer {
+                id,
+                to: Target::User {
+                    username: to.into(),
+                },
+                name: name.into(),
+                size,
+                sha256: None,
+                kind: FileKind::File,
+            })
+            .await?
+            .into_result()?;
+        match reply {
+            ServerMessage::FileOfferCreated {
+                file_id,
+                chunk_size,
+                ..
+            } => Ok(Offered {
+                file_id,
+                chunk_size,
+            }),
+            other => bail!("expected file_offer_created, got {}", show(&other)),
+        }
+    }
+
+    /// `file_complete` → its reply (`ok`, or the verdict of the hash check).
+    pub async fn file_complete(&self, file_id: &str, sha256: &str) -> Result<ServerMessage> {
+        self.request_with(|id| ClientMessage::FileComplete {
+            id,
+            file_id: file_id.into(),
+            sha256: sha256.into(),
+        })
+        .await
     }
 
     /// Offers `data` as a file to `to` (its true size and hash).

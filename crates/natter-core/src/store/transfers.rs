@@ -74,8 +74,9 @@ impl Store {
         let i = &t.info;
         sqlx::query(
             // `accepted` only ever turns on: a worker's copy must not undo an answer that a push
-            // recorded meanwhile.
-            "UPDATE transfers SET state = ?, ranges = ?, path = ?, accepted = MAX(accepted, ?), error = ?, chunk_size = ?, message = ? WHERE file_id = ?",
+            // recorded meanwhile. The hash, named once the upload has it, is never unset.
+            "UPDATE transfers SET state = ?, ranges = ?, path = ?, accepted = MAX(accepted, ?), error = ?, chunk_size = ?, message = ?, \
+             sha256 = CASE WHEN ? = '' THEN sha256 ELSE ? END WHERE file_id = ?",
         )
         .bind(i.state.as_str())
         .bind(json(&t.ranges))
@@ -84,6 +85,8 @@ impl Store {
         .bind(&i.error)
         .bind(t.chunk_size as i64)
         .bind(t.message.as_ref().map(json))
+        .bind(&i.sha256)
+        .bind(&i.sha256)
         .bind(&i.file_id)
         .execute(&self.pool)
         .await?;

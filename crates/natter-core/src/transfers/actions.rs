@@ -9,7 +9,6 @@ use natter_proto::{
 };
 
 use super::download::part_path;
-use super::hash::sha256_file_async;
 use super::{invalid, Transfers};
 use crate::engine::{request_id, Command};
 use crate::store::{OutboxEntry, Store, TransferRecord};
@@ -43,14 +42,16 @@ impl Transfers {
         };
         let name = validate::sanitize_file_name(&raw_name)?;
         let size = meta.len();
-        let sha256 = sha256_file_async(path).await?;
+        // No hash yet: the offer goes out at once, and the upload computes the SHA-256 while
+        // the bytes flow and names it with `file_complete` (a first pass over a big file would
+        // hold the offer up for seconds).
         let reply = self
             .request(ClientMessage::FileOffer {
                 id: request_id(),
                 to: to.clone(),
                 name: name.clone(),
                 size,
-                sha256: sha256.clone(),
+                sha256: None,
                 kind,
             })
             .await?;
@@ -68,18 +69,17 @@ impl Transfers {
             Target::User { username } => username.clone(),
             Target::Square => String::new(),
         };
-        // The image message names the transfer now that it exists.
+        // The image message names the transfer now that it exists (and its hash once the
+        // upload has it; the server writes the verified one anyway).
         let message = image.map(|mut body| {
             if let MessageBody::Image {
                 file_id: id,
                 name: n,
-                sha256: hash,
                 ..
             } = &mut body
             {
                 id.clone_from(&file_id);
                 n.clone_from(&name);
-                *hash = Some(sha256.clone());
             }
             body
         });
@@ -92,7 +92,7 @@ impl Transfers {
                 peer,
                 name: name.clone(),
                 size,
-                sha256: sha256.clone(),
+                sha256: String::new(),
                 state: TransferState::Uploading,
                 done: 0,
                 rate: 0,
@@ -107,7 +107,8 @@ impl Transfers {
         };
         store.insert_transfer(&record).await?;
         if kind == FileKind::File {
-            // The offer card in the conversation, sent like any message (outbox, retries).
+            // The offer card in the conversation, sent like any message (outbox, retries). Its
+            // hash is left empty: the server fills in the one the sender names.
             let entry = OutboxEntry {
                 client_msg_id: request_id(),
                 to,
@@ -115,7 +116,7 @@ impl Transfers {
                     file_id: file_id.clone(),
                     name,
                     size,
-                    sha256,
+                    sha256: String::new(),
                 },
             };
             store.enqueue(&entry, now_ms()).await?;

@@ -1,12 +1,19 @@
 //! A download: fetch the ranges the server has and we lack into `<dest>.natterpart`, record each
 //! piece only after writing it, check the SHA-256, then rename into place.
+//!
+//! Three stages overlap: the engine reads pieces off the socket, a writer thread puts them into
+//! the part file at their offsets and hashes them, and this task records the written ranges in
+//! the chunk map, all that were written since the last record in one database write. At most
+//! [`UNRECORDED_MAX`] pieces are ever written but unrecorded, which bounds what a killed app
+//! fetches again.
 
-use std::io::SeekFrom;
+use std::fs::File;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bytes::Bytes;
 use natter_proto::{ClientMessage, RangeSet};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -18,8 +25,11 @@ use crate::store::{Store, TransferRecord};
 use crate::transfer::TransferState;
 use crate::ClientError;
 
-/// Pieces a download may buffer between the socket and the disk.
+/// Pieces a download may buffer between the socket and the writer.
 const FETCH_BUFFER: usize = 8;
+/// Most pieces written to the part file and not yet in the chunk map: a killed app fetches at
+/// most this many pieces again (each at most `chunk_size`).
+pub const UNRECORDED_MAX: usize = 4;
 /// How often a download looks again while the sender is still uploading.
 const WAIT_FOR_SENDER: Duration = Duration::from_secs(1);
 /// Suffix of a download in progress, next to its destination.
@@ -41,6 +51,60 @@ fn part_holds(ranges: &RangeSet, on_disk: u64) -> bool {
         .is_none_or(|&(_, end)| end <= on_disk)
 }
 
+fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::write_at(file, buf, offset)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_write(file, buf, offset)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// The writer thread: pieces in, written ranges out; hands the file and the running hash back
+/// when its input closes.
+struct PartWriter {
+    pieces: mpsc::Sender<(u64, Bytes)>,
+    written: mpsc::UnboundedReceiver<std::io::Result<(u64, u64)>>,
+    done: tokio::task::JoinHandle<(File, InOrderHash)>,
+}
+
+impl PartWriter {
+    fn start(file: File, mut hashed: InOrderHash) -> Self {
+        let (pieces, mut rx) = mpsc::channel::<(u64, Bytes)>(UNRECORDED_MAX);
+        let (written_tx, written) = mpsc::unbounded_channel();
+        let done = tokio::task::spawn_blocking(move || {
+            while let Some((offset, data)) = rx.blocking_recv() {
+                let result = write_all_at(&file, &data, offset).map(|()| {
+                    hashed.feed(offset, &data);
+                    (offset, offset + data.len() as u64)
+                });
+                if written_tx.send(result).is_err() {
+                    break;
+                }
+            }
+            (file, hashed)
+        });
+        Self {
+            pieces,
+            written,
+            done,
+        }
+    }
+
+    async fn finish(self) -> Result<(File, InOrderHash), ClientError> {
+        drop(self.pieces);
+        self.done
+            .await
+            .map_err(|e| ClientError::Io(format!("the download's writer failed: {e}")))
+    }
+}
+
 impl Transfers {
     pub(super) async fn download(
         &self,
@@ -52,16 +116,15 @@ impl Transfers {
             return Err(invalid("no destination chosen for this file"));
         };
         let part = part_path(&dest);
-        let mut file = tokio::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
             .open(&part)
-            .await
             .map_err(|e| ClientError::Io(format!("cannot write {}: {e}", part.display())))?;
         // The chunk map only holds if the part file does: someone may have deleted it.
-        let on_disk = file.metadata().await?.len();
+        let on_disk = file.metadata()?.len();
         if !part_holds(&t.ranges, on_disk) {
             tracing::info!(file_id = %t.info.file_id, "partial download lost; starting over");
             t.ranges = RangeSet::default();
@@ -74,7 +137,7 @@ impl Transfers {
         let mut meter = Meter::new(t.info.done);
         // Bytes that arrive in order are hashed as they come, which spares reading the whole
         // file again at the end; after a resume or a gap the final pass does it instead.
-        let mut hashed = InOrderHash::new(t.ranges.total() == 0);
+        let mut writer = PartWriter::start(file, InOrderHash::new(t.ranges.total() == 0));
         loop {
             let missing = t.ranges.missing(t.info.size);
             if missing.is_empty() {
@@ -98,23 +161,76 @@ impl Transfers {
                 continue;
             }
             for (start, end) in available {
-                let (sink, mut pieces) = mpsc::channel(FETCH_BUFFER);
-                self.commands
-                    .send(Command::Fetch {
-                        message: ClientMessage::FileFetch {
-                            id: request_id(),
-                            file_id: t.info.file_id.clone(),
-                            offset: start,
-                            len: Some(end - start),
-                        },
-                        len: end - start,
-                        sink,
-                    })
-                    .await
-                    .map_err(|_| ClientError::Closed)?;
-                let mut got = 0;
-                while got < end - start {
-                    let Some(piece) = pieces.recv().await else {
+                self.fetch_range(store, &mut t, &mut writer, &mut meter, start, end, cancel)
+                    .await?;
+            }
+        }
+        let (file, hashed) = writer.finish().await?;
+        tokio::task::spawn_blocking(move || {
+            let mut file = file;
+            file.flush()?;
+            file.sync_all()
+        })
+        .await
+        .map_err(|e| ClientError::Io(e.to_string()))??;
+        let expected = self.verified_hash(&t, cancel).await?;
+        if !expected.is_empty() {
+            let actual = match hashed.finish(t.info.size) {
+                Some(hash) => hash,
+                None => sha256_file_async(&part).await?,
+            };
+            if actual != expected {
+                let _ = tokio::fs::remove_file(&part).await;
+                t.ranges = RangeSet::default();
+                store.update_transfer(&t).await?;
+                return Err(ClientError::Io(format!(
+                    "the received file does not match its checksum (expected {expected}, got {actual})"
+                )));
+            }
+        }
+        // Windows will not rename over an existing file; the user chose to replace it.
+        if tokio::fs::metadata(&dest).await.is_ok() {
+            let _ = tokio::fs::remove_file(&dest).await;
+        }
+        tokio::fs::rename(&part, &dest).await?;
+        t.info.sha256 = expected;
+        t.info.state = TransferState::Done;
+        t.info.done = t.info.size;
+        t.info.rate = 0;
+        self.save(store, &t).await
+    }
+
+    /// Fetches `[start, end)` through the writer, recording what it wrote in batches.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_range(
+        &self,
+        store: &Store,
+        t: &mut TransferRecord,
+        writer: &mut PartWriter,
+        meter: &mut Meter,
+        start: u64,
+        end: u64,
+        cancel: &CancellationToken,
+    ) -> Result<(), ClientError> {
+        let (sink, mut pieces) = mpsc::channel(FETCH_BUFFER);
+        self.commands
+            .send(Command::Fetch {
+                message: ClientMessage::FileFetch {
+                    id: request_id(),
+                    file_id: t.info.file_id.clone(),
+                    offset: start,
+                    len: Some(end - start),
+                },
+                len: end - start,
+                sink,
+            })
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        let (mut got, mut unrecorded) = (0, 0usize);
+        while got < end - start || unrecorded > 0 {
+            tokio::select! {
+                piece = pieces.recv(), if got < end - start && unrecorded < UNRECORDED_MAX => {
+                    let Some(piece) = piece else {
                         return Err(ClientError::Offline);
                     };
                     let Piece { offset, data } = piece?;
@@ -123,12 +239,27 @@ impl Transfers {
                             "file_data at {offset} outside the range asked for"
                         )));
                     }
-                    file.seek(SeekFrom::Start(offset)).await?;
-                    file.write_all(&data).await?;
-                    hashed.feed(offset, &data);
                     got += data.len() as u64;
-                    // Recorded only once written: a restart re-fetches at most this piece.
-                    t.ranges.insert(offset, offset + data.len() as u64);
+                    unrecorded += 1;
+                    if writer.pieces.send((offset, data)).await.is_err() {
+                        return Err(ClientError::Io("the download's writer stopped".into()));
+                    }
+                }
+                written = writer.written.recv() => {
+                    let Some(first) = written else {
+                        return Err(ClientError::Io("the download's writer stopped".into()));
+                    };
+                    // Everything written by now goes into one record: a restart fetches again
+                    // only what was written after it.
+                    let mut batch = vec![first];
+                    while let Ok(more) = writer.written.try_recv() {
+                        batch.push(more);
+                    }
+                    unrecorded -= batch.len();
+                    for range in batch {
+                        let (a, b) = range?;
+                        t.ranges.insert(a, b);
+                    }
                     t.info.done = t.ranges.total();
                     store.update_ranges(&t.info.file_id, &t.ranges).await?;
                     if let Some(rate) = meter.tick(t.info.done) {
@@ -138,33 +269,31 @@ impl Transfers {
                 }
             }
         }
-        file.flush().await?;
-        file.sync_all().await?;
-        drop(file);
-        if !t.info.sha256.is_empty() {
-            let actual = match hashed.finish(t.info.size) {
-                Some(hash) => hash,
-                None => sha256_file_async(&part).await?,
-            };
-            if actual != t.info.sha256 {
-                let _ = tokio::fs::remove_file(&part).await;
-                t.ranges = RangeSet::default();
-                store.update_transfer(&t).await?;
-                return Err(ClientError::Io(format!(
-                    "the received file does not match its checksum (expected {}, got {actual})",
-                    t.info.sha256
-                )));
+        Ok(())
+    }
+
+    /// The SHA-256 the server verified the file against, once it has: the sender may still be
+    /// working out its hash when the last byte arrives here. Empty from a server that names
+    /// none.
+    async fn verified_hash(
+        &self,
+        t: &TransferRecord,
+        cancel: &CancellationToken,
+    ) -> Result<String, ClientError> {
+        loop {
+            let status = self.status(&t.info.file_id).await?;
+            if status.complete {
+                if !t.info.sha256.is_empty() && t.info.sha256 != status.sha256 {
+                    return Err(ClientError::Protocol(format!(
+                        "the offer named sha256 {}, the server now says {}",
+                        t.info.sha256, status.sha256
+                    )));
+                }
+                return Ok(status.sha256);
             }
+            self.progress(&t.info, cancel);
+            tokio::time::sleep(WAIT_FOR_SENDER).await;
         }
-        // Windows will not rename over an existing file; the user chose to replace it.
-        if tokio::fs::metadata(&dest).await.is_ok() {
-            let _ = tokio::fs::remove_file(&dest).await;
-        }
-        tokio::fs::rename(&part, &dest).await?;
-        t.info.state = TransferState::Done;
-        t.info.done = t.info.size;
-        t.info.rate = 0;
-        self.save(store, &t).await
     }
 }
 

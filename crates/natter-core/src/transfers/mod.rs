@@ -33,6 +33,7 @@ use crate::store::{Store, TransferRecord};
 use crate::transfer::TransferInfo;
 use crate::{ClientError, ConnectionState, Event, SharedStore};
 
+pub use download::UNRECORDED_MAX;
 pub use hash::sha256_file;
 
 /// Errors after which a worker waits for the connection and tries again.

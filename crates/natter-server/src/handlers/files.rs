@@ -13,9 +13,9 @@ use natter_proto::{
 };
 
 use super::{resolve, session, ConnState, Handled, Outcome, Outgoing, Refusal};
-use crate::store::{NewTransfer, TransferRecord, UserId};
+use crate::store::{NewTransfer, Store, TransferRecord, UserId};
 use crate::transfer::fetch::FetchJob;
-use crate::transfer::{self, role, Role, Verdict};
+use crate::transfer::{self, role, Role, Transfers, Verdict};
 use crate::Ctx;
 
 fn not_found() -> Refusal {
@@ -64,11 +64,13 @@ pub async fn offer(
     to: Target,
     name: &str,
     size: u64,
-    sha256: String,
+    sha256: Option<String>,
     kind: FileKind,
 ) -> Handled {
     let me = session(state)?;
-    validate::sha256_hex(&sha256)?;
+    if let Some(sha256) = &sha256 {
+        validate::sha256_hex(sha256)?;
+    }
     let name = validate::sanitize_file_name(name)?;
     let target = match (to, kind) {
         (Target::Square, FileKind::File) => {
@@ -99,9 +101,15 @@ pub async fn offer(
         ));
     }
     // No chunk can ever complete an empty file, so it is complete (and checked) right away.
-    if size == 0 && sha256 != transfer::EMPTY_SHA256 {
-        return Err(invalid("sha256 is not the hash of an empty file"));
-    }
+    let sha256 = match sha256 {
+        Some(sha256) if size == 0 && sha256 != transfer::EMPTY_SHA256 => {
+            return Err(invalid("sha256 is not the hash of an empty file"))
+        }
+        _ if size == 0 => transfer::EMPTY_SHA256.to_owned(),
+        Some(sha256) => sha256,
+        // Named later with `file_complete`.
+        None => String::new(),
+    };
     let now = (ctx.clock)();
     let new = NewTransfer {
         file_id: transfer::new_file_id(),
@@ -196,8 +204,9 @@ pub async fn status(ctx: &Ctx, state: &ConnState, id: &str, file_id: &str) -> Ha
     }))
 }
 
-/// `file_chunk` + its binary frame → `ok`. The bytes are written, then their range recorded;
-/// the chunk that completes the file is answered once its SHA-256 is checked.
+/// `file_chunk` + its binary frame → `ok`, later: the chunk is written and its range recorded
+/// while the connection reads the next ones (see [`crate::transfer::upload`]). The chunk whose
+/// range completes a file with a known hash is answered once the SHA-256 is checked.
 pub async fn chunk(
     ctx: &Ctx,
     state: &ConnState,
@@ -215,64 +224,176 @@ pub async fn chunk(
             format!("a file_chunk must be followed by a binary frame of {len} bytes"),
         )
     })?;
-    let (t, role) = visible(ctx, me, file_id).await?;
-    if role != Role::Sender {
-        return Err(forbidden("only the sender uploads a transfer's bytes"));
-    }
-    let end = offset
-        .checked_add(u64::from(len))
-        .filter(|&end| end <= t.size)
-        .ok_or_else(|| {
-            invalid(format!(
-                "offset {offset} + len {len} lies outside the file of {} bytes",
-                t.size
-            ))
-        })?;
-    if t.complete {
-        // Verified bytes are never overwritten; a resend after a lost `ok` is simply done.
+    let upload = match ctx.transfers.live_upload(file_id) {
+        // The sender's next chunk: who may write and how big the file is cannot change, so
+        // the database is not asked again.
+        Some(upload) if upload.owner == me => upload,
+        _ => {
+            let (t, role) = visible(ctx, me, file_id).await?;
+            if role != Role::Sender {
+                return Err(forbidden("only the sender uploads a transfer's bytes"));
+            }
+            in_file(offset, len, t.size)?;
+            if t.complete {
+                // Verified bytes are never overwritten; a resend after a lost `ok` is done.
+                return Ok(Outcome::ok(&id));
+            }
+            if t.have.covers(t.size) {
+                // Every byte is here and only the check is missing (interrupted, failed on
+                // the disk, or waiting for the hash): the resend starts it again instead of
+                // overwriting what is being hashed.
+                return Ok(verify(
+                    &ctx.store,
+                    &ctx.transfers,
+                    &t.file_id,
+                    t.size,
+                    &t.sha256,
+                    id,
+                ));
+            }
+            ctx.transfers.open_upload(&t).await.map_err(|e| {
+                tracing::error!(error = %e, file_id = %t.file_id, "cannot open an upload");
+                internal("the server could not store the chunk; send it again")
+            })?
+        }
+    };
+    let end = in_file(offset, len, upload.size)?;
+    if ctx.transfers.is_verifying(file_id) {
+        // Every byte is here and being hashed: a resend must not overwrite it.
         return Ok(Outcome::ok(&id));
     }
-    if t.have.covers(t.size) {
-        // Every byte is here and only the check is missing (interrupted, or failed on the
-        // disk): the resend starts it again instead of overwriting what is being hashed.
-        return Ok(verify(ctx, &t, id));
-    }
-    if len > 0 {
-        ctx.transfers
-            .blobs
-            .write_at(&t.file_id, offset, bytes.clone())
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, file_id = %t.file_id, "chunk write failed");
-                internal("the server could not store the chunk; send it again")
-            })?;
-    }
-    let Some(have) = ctx.store.record_range(&t.file_id, offset, end).await? else {
-        // Cancelled while we wrote: the write may have created its file again.
-        if let Err(e) = ctx.transfers.blobs.remove(&t.file_id).await {
-            tracing::warn!(error = %e, file_id = %t.file_id, "could not delete cancelled bytes");
+    let (store, transfers) = (ctx.store.clone(), ctx.transfers.clone());
+    let job = tokio::spawn(async move {
+        if len > 0 {
+            if let Err(e) = upload.write(offset, bytes).await {
+                tracing::error!(error = %e, file_id = %upload.file_id, "chunk write failed");
+                return internal_error(&id, "the server could not store the chunk; send it again");
+            }
         }
-        return Err(not_found());
-    };
-    // Only bytes that are written and recorded count towards the running hash.
-    ctx.transfers.stored(&t.file_id, offset, &bytes);
-    if have.covers(t.size) {
-        Ok(verify(ctx, &t, id))
-    } else {
-        Ok(Outcome::ok(&id))
-    }
+        let held = match upload.record(&store, offset, end).await {
+            Ok(Some(held)) => held,
+            Ok(None) => {
+                // Cancelled while we wrote: the write may have created its file again.
+                transfers.forget_upload(&upload.file_id);
+                if let Err(e) = transfers.blobs.remove(&upload.file_id).await {
+                    tracing::warn!(error = %e, file_id = %upload.file_id, "could not delete cancelled bytes");
+                }
+                return ServerMessage::error(
+                    Some(&id),
+                    ErrorCode::NotFound,
+                    "no such file transfer",
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, file_id = %upload.file_id, "could not record a chunk");
+                return internal_error(&id, "the server could not store the chunk; send it again");
+            }
+        };
+        if held.have.covers(upload.size) && !held.sha256.is_empty() {
+            let outcome = verify(
+                &store,
+                &transfers,
+                &upload.file_id,
+                upload.size,
+                &held.sha256,
+                id.clone(),
+            );
+            match outcome.late {
+                Some(verdict) => verdict.await,
+                None => ServerMessage::Ok { id },
+            }
+        } else {
+            ServerMessage::Ok { id }
+        }
+    });
+    Ok(Outcome {
+        chunk: Some(Box::pin(async move {
+            job.await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "chunk task failed");
+                ServerMessage::error(
+                    None,
+                    ErrorCode::Internal,
+                    "the server could not store a chunk; send it again",
+                )
+            })
+        })),
+        ..Outcome::default()
+    })
 }
 
-/// Starts the SHA-256 check of a fully stored transfer; the chunk's reply is its verdict.
-fn verify(ctx: &Ctx, t: &TransferRecord, id: String) -> Outcome {
-    let Some(check) = ctx
-        .transfers
-        .verify(&ctx.store, &t.file_id, t.size, &t.sha256)
-    else {
-        // A check is under way; the chunk that started it hears the verdict.
+fn internal_error(id: &str, message: &str) -> ServerMessage {
+    ServerMessage::error(Some(id), ErrorCode::Internal, message)
+}
+
+/// `[offset, offset + len)` if it lies inside a file of `size` bytes.
+fn in_file(offset: u64, len: u32, size: u64) -> Result<u64, Refusal> {
+    offset
+        .checked_add(u64::from(len))
+        .filter(|&end| end <= size)
+        .ok_or_else(|| {
+            invalid(format!(
+                "offset {offset} + len {len} lies outside the file of {size} bytes"
+            ))
+        })
+}
+
+/// `file_complete` → `ok` (the SHA-256 is recorded; the chunk that completes the file hears the
+/// verdict), or the verdict itself when every byte is already stored.
+pub async fn complete(
+    ctx: &Ctx,
+    state: &ConnState,
+    id: String,
+    file_id: &str,
+    sha256: &str,
+) -> Handled {
+    let me = session(state)?.user_id;
+    validate::sha256_hex(sha256)?;
+    let (t, role) = visible(ctx, me, file_id).await?;
+    if role != Role::Sender {
+        return Err(forbidden("only the sender completes an upload"));
+    }
+    let held = ctx
+        .store
+        .set_transfer_hash(&t.file_id, sha256)
+        .await?
+        .ok_or_else(not_found)?;
+    if held.sha256 != sha256 {
+        return Err(invalid(format!(
+            "the transfer's sha256 is {}; this names {sha256}",
+            held.sha256
+        )));
+    }
+    if t.complete || !held.have.covers(t.size) {
+        return Ok(Outcome::ok(&id));
+    }
+    Ok(verify(
+        &ctx.store,
+        &ctx.transfers,
+        &t.file_id,
+        t.size,
+        sha256,
+        id,
+    ))
+}
+
+/// Starts the SHA-256 check of a fully stored transfer; the request's reply is its verdict.
+fn verify(
+    store: &Store,
+    transfers: &Transfers,
+    file_id: &str,
+    size: u64,
+    sha256: &str,
+    id: String,
+) -> Outcome {
+    if sha256.is_empty() {
+        // Offered without a hash and not named yet: `file_complete` starts the check.
+        return Outcome::ok(&id);
+    }
+    let Some(check) = transfers.verify(store, file_id, size, sha256) else {
+        // A check is under way; the request that started it hears the verdict.
         return Outcome::ok(&id);
     };
-    let expected = t.sha256.clone();
+    let expected = sha256.to_owned();
     let late = Box::pin(async move {
         let refuse = |code, message: String| ServerMessage::error(Some(&id), code, message);
         match check.await {
@@ -280,7 +401,7 @@ fn verify(ctx: &Ctx, t: &TransferRecord, id: String) -> Outcome {
             Ok(Verdict::Mismatch { actual }) => refuse(
                 ErrorCode::InvalidField,
                 format!(
-                    "sha256 mismatch: the stored bytes hash to {actual}, the offer said \
+                    "sha256 mismatch: the stored bytes hash to {actual}, the sender said \
                      {expected}; every stored byte was discarded, upload the file again"
                 ),
             ),
@@ -379,6 +500,7 @@ pub async fn cancel(ctx: &Ctx, state: &ConnState, id: &str, file_id: &str) -> Ha
             "only its sender can cancel an image to the square",
         ));
     }
+    ctx.transfers.forget_upload(&t.file_id);
     if let Some(removed) = ctx.store.delete_transfer(&t.file_id).await? {
         transfer::discard(&ctx.transfers.blobs, &ctx.hub, &[removed], Some(me)).await;
         tracing::info!(file_id = %t.file_id, "transfer cancelled");
@@ -464,14 +586,15 @@ pub async fn check_chat_body(
             if size != t.size {
                 return Err(wrong("size"));
             }
-            if sha256 != t.sha256 {
+            // A body posted before the sender named the hash leaves it empty.
+            if !sha256.is_empty() && sha256 != t.sha256 {
                 return Err(wrong("sha256"));
             }
             Ok(MessageBody::File {
                 file_id,
                 name: t.name,
                 size,
-                sha256,
+                sha256: t.sha256,
             })
         }
         text @ MessageBody::Text { .. } => Ok(text),

@@ -101,6 +101,9 @@ pub struct Outcome {
     /// A reply that may take long (hashing a whole file); written when ready, without holding
     /// up the deferred replies of later requests.
     pub late: Option<BoxFuture<'static, ServerMessage>>,
+    /// The reply to a `file_chunk` being stored: written when ready, like `late`, and counted
+    /// against the connection's budget of chunk bytes in flight.
+    pub chunk: Option<BoxFuture<'static, ServerMessage>>,
     /// Close the connection after writing.
     pub close: bool,
 }
@@ -388,6 +391,11 @@ async fn handle(
             offset,
             len,
         } => files::chunk(ctx, state, id, &file_id, offset, len, binary).await,
+        M::FileComplete {
+            id,
+            file_id,
+            sha256,
+        } => files::complete(ctx, state, id, &file_id, &sha256).await,
         M::FileFetch {
             id,
             file_id,

@@ -8,6 +8,15 @@ use sqlx::Row;
 use super::{Store, StoreError, StoreResult, UserId};
 use natter_proto::RangeSet;
 
+/// What a transfer holds after recording ranges or its hash, read in the same transaction.
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// Byte ranges stored.
+    pub have: RangeSet,
+    /// The SHA-256 the bytes must match; empty while the sender has not named it.
+    pub sha256: String,
+}
+
 /// A transfer as stored.
 #[derive(Debug, Clone)]
 pub struct TransferRecord {
@@ -27,7 +36,8 @@ pub struct TransferRecord {
     pub name: String,
     /// Size in bytes.
     pub size: u64,
-    /// Offered SHA-256, lowercase hex.
+    /// SHA-256 named by the sender (with the offer or with `file_complete`), lowercase hex;
+    /// empty until then.
     pub sha256: String,
     /// Suggested chunk size.
     pub chunk_size: u32,
@@ -252,34 +262,73 @@ impl Store {
         Ok(removed_from_rows(rows))
     }
 
-    /// Adds `[start, end)` to a transfer's stored ranges (after its bytes were written) and
-    /// returns the ranges now held; `None` if the transfer is gone.
-    pub async fn record_range(
+    /// Adds byte ranges to a transfer's stored ranges (after their bytes were written), in one
+    /// transaction however many there are: chunks written meanwhile are recorded together.
+    /// Returns what the transfer holds now; `None` if it is gone.
+    pub async fn record_ranges(
         &self,
         file_id: &str,
-        start: u64,
-        end: u64,
-    ) -> StoreResult<Option<RangeSet>> {
+        ranges: &[(u64, u64)],
+    ) -> StoreResult<Option<Held>> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query_as::<_, (String,)>(&format!(
-            "SELECT have FROM transfers WHERE file_id = $1{}",
+        let row = sqlx::query_as::<_, (String, String)>(&format!(
+            "SELECT have, sha256 FROM transfers WHERE file_id = $1{}",
             self.for_update()
         ))
         .bind(file_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((have,)) = row else {
+        let Some((have, sha256)) = row else {
             return Ok(None);
         };
         let mut have = serde_json::from_str::<RangeSet>(&have).unwrap_or_default();
-        have.insert(start, end);
+        for &(start, end) in ranges {
+            have.insert(start, end);
+        }
         sqlx::query("UPDATE transfers SET have = $1 WHERE file_id = $2")
             .bind(serde_json::to_string(&have).expect("pairs of integers serialise to JSON"))
             .bind(file_id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Some(have))
+        Ok(Some(Held { have, sha256 }))
+    }
+
+    /// Sets the SHA-256 of a transfer offered without one. Returns what it holds and the hash
+    /// it has now: the one given, or the one it already had (which the caller compares);
+    /// `None` if the transfer is gone.
+    pub async fn set_transfer_hash(
+        &self,
+        file_id: &str,
+        sha256: &str,
+    ) -> StoreResult<Option<Held>> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query_as::<_, (String, String)>(&format!(
+            "SELECT have, sha256 FROM transfers WHERE file_id = $1{}",
+            self.for_update()
+        ))
+        .bind(file_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((have, known)) = row else {
+            return Ok(None);
+        };
+        if known.is_empty() {
+            sqlx::query("UPDATE transfers SET sha256 = $1 WHERE file_id = $2")
+                .bind(sha256)
+                .bind(file_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(Held {
+            have: serde_json::from_str::<RangeSet>(&have).unwrap_or_default(),
+            sha256: if known.is_empty() {
+                sha256.to_owned()
+            } else {
+                known
+            },
+        }))
     }
 
     /// Marks a transfer verified; false if it is gone.

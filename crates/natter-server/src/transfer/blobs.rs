@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -68,10 +68,24 @@ impl Blobs {
         Ok(self.dir.join(file_id))
     }
 
-    /// Writes `bytes` at `offset`, creating the file on the first chunk. The bytes reach the
-    /// OS before this returns, which is what surviving a killed server needs; an fsync per
-    /// chunk would only guard against power loss, and the hash check at completion catches
-    /// bytes lost that way (the range is discarded and uploaded again).
+    /// Opens a transfer's file for positioned writes, creating it on the first chunk.
+    pub async fn open_for_writing(&self, file_id: &str) -> Result<File, BlobError> {
+        let path = self.path(file_id)?;
+        tokio::task::spawn_blocking(move || {
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(io_error("open", &path))
+        })
+        .await?
+    }
+
+    /// Writes `bytes` at `offset`. The bytes reach the OS before this returns, which is what
+    /// surviving a killed server needs; an fsync per chunk would only guard against power loss,
+    /// and the hash check at completion catches bytes lost that way (the range is discarded and
+    /// uploaded again).
     pub async fn write_at(
         &self,
         file_id: &str,
@@ -79,16 +93,9 @@ impl Blobs {
         bytes: Bytes,
     ) -> Result<(), BlobError> {
         let path = self.path(file_id)?;
+        let file = self.open_for_writing(file_id).await?;
         tokio::task::spawn_blocking(move || {
-            let mut file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(io_error("open", &path))?;
-            file.seek(SeekFrom::Start(offset))
-                .map_err(io_error("seek", &path))?;
-            file.write_all(&bytes).map_err(io_error("write", &path))
+            write_all_at(&file, &bytes, offset).map_err(io_error("write", &path))
         })
         .await?
     }
@@ -161,6 +168,23 @@ impl Blobs {
         })
         .await?
     }
+}
+
+/// Writes all of `buf` at `offset` without moving a cursor, so writers of one file can run at
+/// once.
+pub fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::write_at(file, buf, offset)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_write(file, buf, offset)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
 }
 
 /// Reads `len` bytes at `offset` of an open file (or opens `path` first) on the blocking pool

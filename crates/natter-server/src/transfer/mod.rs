@@ -6,6 +6,7 @@
 
 pub mod blobs;
 pub mod fetch;
+pub mod upload;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -13,13 +14,13 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use natter_proto::{FileKind, ServerMessage};
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
 use crate::hub::Hub;
 use crate::store::{RemovedTransfer, Store, TransferRecord, UserId};
-use blobs::Blobs;
+use blobs::{BlobError, Blobs};
+use upload::Upload;
 
 /// SHA-256 of no bytes: a transfer of size 0 is complete when it is offered.
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -97,21 +98,31 @@ pub enum Verdict {
     Failed,
 }
 
-/// Transfer state shared by every connection: the bytes, and the hash checks under way.
-#[derive(Debug)]
+/// Transfer state shared by every connection: the bytes, the uploads under way and the hash
+/// checks. Clones share it.
+#[derive(Debug, Clone)]
 pub struct Transfers {
     /// The bytes on disk.
     pub blobs: Blobs,
     verifying: Arc<Mutex<HashSet<String>>>,
-    /// SHA-256 of uploads whose bytes have so far arrived in order, with how far they reach:
-    /// the check at completion then needs no second read of the file. Memory only; after a
-    /// restart, a gap or a resend the check reads the file instead.
-    streaming: Mutex<HashMap<String, (Sha256, u64)>>,
+    /// Uploads under way, so their chunks share one open file, one running hash and one group
+    /// commit. Memory only: after a restart the first chunk opens it again (and the check at
+    /// completion reads the file, as the running hash starts over).
+    uploads: Arc<Mutex<HashMap<String, Arc<Upload>>>>,
     tasks: TaskTracker,
 }
 
-/// Most uploads hashed as they arrive (an abandoned one holds ~100 bytes until evicted).
-const STREAMING_MAX: usize = 4096;
+/// Most uploads kept open at once (each holds a file descriptor). An abandoned one is closed
+/// when a new one needs its place.
+const UPLOADS_OPEN_MAX: usize = 256;
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("file_id", &self.file_id)
+            .finish()
+    }
+}
 
 impl Transfers {
     /// Transfer state over the bytes in `blobs`.
@@ -119,41 +130,48 @@ impl Transfers {
         Self {
             blobs,
             verifying: Arc::default(),
-            streaming: Mutex::default(),
+            uploads: Arc::default(),
             tasks: TaskTracker::new(),
         }
     }
 
-    /// Feeds stored bytes at `offset` to the transfer's running hash if they continue it;
-    /// anything else (a gap, a resend) drops the running hash for good.
-    pub fn stored(&self, file_id: &str, offset: u64, bytes: &[u8]) {
-        let mut streaming = lock(&self.streaming);
-        match streaming.get_mut(file_id) {
-            Some((hasher, upto)) if *upto == offset => {
-                hasher.update(bytes);
-                *upto += bytes.len() as u64;
-            }
-            Some(_) => {
-                streaming.remove(file_id);
-            }
-            None if offset == 0 => {
-                if streaming.len() >= STREAMING_MAX {
-                    if let Some(old) = streaming.keys().next().cloned() {
-                        streaming.remove(&old);
-                    }
-                }
-                let mut hasher = Sha256::new();
-                hasher.update(bytes);
-                streaming.insert(file_id.to_owned(), (hasher, bytes.len() as u64));
-            }
-            None => {}
-        }
+    /// The upload of `file_id` under way here, if any.
+    pub fn live_upload(&self, file_id: &str) -> Option<Arc<Upload>> {
+        lock(&self.uploads).get(file_id).cloned()
     }
 
-    /// The running hash of `file_id` if it covers exactly `size` bytes (and forgets it).
-    fn streamed(&self, file_id: &str, size: u64) -> Option<String> {
-        let (hasher, upto) = lock(&self.streaming).remove(file_id)?;
-        (upto == size).then(|| format!("{:x}", hasher.finalize()))
+    /// Opens the upload of a transfer for its chunks (or joins the one already open).
+    pub async fn open_upload(&self, t: &TransferRecord) -> Result<Arc<Upload>, BlobError> {
+        let fresh = Arc::new(Upload::open(&self.blobs, &t.file_id, t.owner_id, t.size).await?);
+        let mut uploads = lock(&self.uploads);
+        if let Some(open) = uploads.get(&t.file_id) {
+            return Ok(open.clone());
+        }
+        if uploads.len() >= UPLOADS_OPEN_MAX {
+            // Close one nobody is writing to; if all are busy, this one simply goes uncached.
+            let idle = uploads
+                .iter()
+                .find(|(_, u)| Arc::strong_count(u) == 1)
+                .map(|(id, _)| id.clone());
+            match idle {
+                Some(id) => {
+                    uploads.remove(&id);
+                }
+                None => return Ok(fresh),
+            }
+        }
+        uploads.insert(t.file_id.clone(), fresh.clone());
+        Ok(fresh)
+    }
+
+    /// Closes the upload of `file_id` (it completed, failed its check, or was deleted).
+    pub fn forget_upload(&self, file_id: &str) {
+        lock(&self.uploads).remove(file_id);
+    }
+
+    /// Whether the SHA-256 check of `file_id` is running.
+    pub fn is_verifying(&self, file_id: &str) -> bool {
+        lock(&self.verifying).contains(file_id)
     }
 
     /// Starts checking a fully stored transfer's SHA-256, unless a check of it is already
@@ -169,11 +187,19 @@ impl Transfers {
         if !lock(&self.verifying).insert(file_id.to_owned()) {
             return None;
         }
-        let streamed = self.streamed(file_id, size);
+        let streamed = self
+            .live_upload(file_id)
+            .filter(|u| u.size == size)
+            .and_then(|u| u.streamed_hash());
         let (store, blobs, verifying) = (store.clone(), self.blobs.clone(), self.verifying.clone());
+        let uploads = self.uploads.clone();
         let (file_id, expected) = (file_id.to_owned(), sha256.to_owned());
         Some(self.tasks.spawn(async move {
             let verdict = check(&store, &blobs, &file_id, &expected, streamed).await;
+            if verdict != Verdict::Failed {
+                // Verified, discarded or gone: the upload is over (a new one starts afresh).
+                lock(&uploads).remove(&file_id);
+            }
             lock(&verifying).remove(&file_id);
             tracing::info!(%file_id, ?verdict, "transfer checked");
             verdict
@@ -193,7 +219,11 @@ impl Transfers {
         }
         match store.unverified_transfers().await {
             Ok(transfers) => {
-                for t in transfers.iter().filter(|t| t.have.covers(t.size)) {
+                // Those still waiting for their hash are checked when the sender names it.
+                for t in transfers
+                    .iter()
+                    .filter(|t| t.have.covers(t.size) && !t.sha256.is_empty())
+                {
                     drop(self.verify(store, &t.file_id, t.size, &t.sha256));
                 }
             }
