@@ -487,6 +487,71 @@ async fn bad_images_are_refused_before_anything_is_sent() -> Result<()> {
 }
 
 #[tokio::test]
+async fn a_sending_cli_killed_with_sigkill_continues_from_what_the_server_holds() -> Result<()> {
+    const SIZE: u64 = 128 * 1024 * 1024;
+    let server = TestServer::start().await?;
+    server.core_register("alice").await?;
+    server.core_register("bobby").await?;
+    let files = tempfile::tempdir()?;
+    let source = random_file(files.path(), "backup.tar", SIZE, 29)?;
+    let want = sha256_of(&source)?;
+    let source_arg = source.to_string_lossy().into_owned();
+
+    let alice = CliRunner::plain(&server)?.as_user("alice");
+    let mut sending = alice.spawn(&["send-file", "bobby", &source_arg])?;
+    let quarter = sending
+        .expect_json("a quarter uploaded", |v| {
+            v["event"] == "transfer" && v["done"].as_u64().unwrap_or(0) >= SIZE / 4
+        })
+        .await?;
+    let file_id = quarter["file_id"].as_str().context("file_id")?.to_owned();
+    // kill -9 of the sender, mid-upload. What it reported had been confirmed by the server.
+    sending.stop().await?;
+    let confirmed = quarter["done"].as_u64().context("done")?;
+
+    // Run again, it carries on with the same transfer from what the server holds.
+    let mut again = alice.spawn(&["send-file", "bobby", &source_arg])?;
+    let uploaded = again
+        .expect_json("the upload finished", |v| {
+            v["event"] == "transfer" && v["file_id"] == file_id.as_str() && v["state"] == "uploaded"
+        })
+        .await?;
+    assert_eq!(uploaded["done"].as_u64(), Some(SIZE));
+    let after: Vec<u64> = again
+        .printed()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "transfer")
+        .map(|v| {
+            assert_eq!(v["file_id"], file_id.as_str(), "no second offer: {v}");
+            v["done"].as_u64().unwrap_or(0)
+        })
+        .collect();
+    println!("sender SIGKILL: {confirmed} bytes confirmed before, then {after:?}");
+    ensure!(
+        after.iter().all(|&done| done >= confirmed),
+        "confirmed bytes were counted as missing again: {confirmed} before, {after:?} after"
+    );
+    again.finish().await?;
+
+    // Bob gets the whole file, checked against the hash alice worked out after the restart.
+    let mut bob = Device::fresh("bobby", &server)?;
+    bob.log_in().await?;
+    let offer = expect_offer(&mut bob, "alice").await?;
+    assert_eq!(offer.file_id, file_id, "one offer, not two");
+    let dest_dir = tempfile::tempdir()?;
+    let dest = dest_dir.path().join("backup.tar");
+    bob.accept_file(&file_id, &dest).await?;
+    let done = wait_transfer(&bob, &file_id, "bob's download", SLOW, |t| {
+        t.state == TransferState::Done
+    })
+    .await?;
+    assert_eq!(done.sha256, want);
+    assert_eq!(sha256_of(&dest)?, want);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_receiving_cli_killed_with_sigkill_resumes_its_download_where_it_stopped() -> Result<()> {
     const SIZE: u64 = 128 * 1024 * 1024;
     let server = TestServer::start().await?;

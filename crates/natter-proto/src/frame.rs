@@ -119,6 +119,21 @@ impl Decoder for FrameCodec {
     }
 }
 
+impl FrameCodec {
+    /// The header of a binary frame of `len` bytes, for a writer that sends the payload itself
+    /// (straight from its buffer, without copying it into the codec's).
+    pub fn binary_header(&self, len: usize) -> Result<[u8; HEADER_LEN], FrameError> {
+        if len > self.max_len {
+            return Err(FrameError::TooLarge {
+                len,
+                max: self.max_len,
+            });
+        }
+        // The cast cannot truncate: max_len is below 2^31.
+        Ok((BINARY_FLAG | len as u32).to_be_bytes())
+    }
+}
+
 impl Encoder<Frame> for FrameCodec {
     type Error = FrameError;
 
@@ -233,6 +248,17 @@ mod tests {
             codec.decode_eof(&mut buf),
             Err(FrameError::Truncated { buffered: 3 })
         ));
+    }
+
+    #[test]
+    fn a_binary_header_matches_the_encoded_frame() {
+        let codec = FrameCodec::new(10);
+        let frame = frame_bytes(&Frame::Binary(Bytes::from_static(b"abc")));
+        assert_eq!(
+            codec.binary_header(3).expect("fits")[..],
+            frame[..HEADER_LEN]
+        );
+        assert!(codec.binary_header(11).is_err());
     }
 
     #[test]

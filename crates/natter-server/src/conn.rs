@@ -15,7 +15,7 @@ use natter_proto::{
     decode_client, ClientMessage, ErrorCode, Frame, FrameCodec, FrameError, ServerMessage,
 };
 use std::pin::Pin;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use tokio::time::Instant;
@@ -38,6 +38,8 @@ const BUFFER: usize = 2048;
 /// A buffer that grew past this for one large frame (a long online list, a file piece) is let
 /// go once empty, so a session does not keep its largest frame's memory for life.
 const BUFFER_KEEP: usize = 64 * 1024;
+/// Binary payloads from this size on are written to the socket directly.
+const DIRECT_WRITE: usize = 64 * 1024;
 
 struct Writer<S> {
     framed: Framed<S, FrameCodec>,
@@ -55,7 +57,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Writer<S> {
     async fn binary(&mut self, payload: Bytes) -> Result<(), FrameError> {
         self.last_tx = Instant::now();
         self.dirty = true;
-        self.framed.feed(Frame::Binary(payload)).await
+        if payload.len() < DIRECT_WRITE {
+            return self.framed.feed(Frame::Binary(payload)).await;
+        }
+        // A file piece goes to the socket from its own buffer: copying a megabyte into the
+        // write buffer (which then grows and is let go again) cost as much as sending it.
+        let header = self.framed.codec().binary_header(payload.len())?;
+        self.framed.write_buffer_mut().extend_from_slice(&header);
+        self.flush().await?;
+        let socket = self.framed.get_mut();
+        // A TLS stream holds records back until flushed.
+        let write = async {
+            socket.write_all(&payload).await?;
+            socket.flush().await
+        };
+        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(result) => result.map_err(FrameError::Io),
+            Err(_) => Err(FrameError::Io(std::io::ErrorKind::TimedOut.into())),
+        }
     }
 
     async fn message(&mut self, message: &ServerMessage) -> Result<(), FrameError> {

@@ -42,6 +42,12 @@ struct Cli {
     /// Runs per size (median reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Sizes to run, in MiB (repeatable); default 64, 256 and 1024, and 4096 with `--huge`.
+    #[arg(long = "size-mib")]
+    sizes: Vec<u64>,
+    /// Adds one 4 GiB transfer (one run) after the usual sizes.
+    #[arg(long)]
+    huge: bool,
 }
 
 fn main() -> Result<()> {
@@ -139,6 +145,17 @@ async fn until_state(
     }
 }
 
+/// Writes every dirty page out before a timed phase, so each starts from the same quiet disk:
+/// otherwise the gigabyte an upload left in the page cache is written back during the
+/// download that follows it, and the copy before it pays for the file generated for it.
+async fn settle_disk() -> Result<()> {
+    let status = tokio::process::Command::new("sync").status().await?;
+    if !status.success() {
+        bail!("sync failed: {status}");
+    }
+    Ok(())
+}
+
 struct Run {
     plain: Duration,
     upload: Duration,
@@ -152,6 +169,7 @@ struct Run {
 async fn one_run(size: u64, work: &Path, seed: u64) -> Result<Run> {
     let source = work.join("source.bin");
     natter_e2e::harness::files::random_file(&source, size, seed)?;
+    settle_disk().await?;
     let plain = plain_copy(&source, &work.join("plain.bin")).await?;
     std::fs::remove_file(work.join("plain.bin"))?;
 
@@ -164,6 +182,7 @@ async fn one_run(size: u64, work: &Path, seed: u64) -> Result<Run> {
 
     let mut alice_events = alice.events();
     let mut bob_events = bob.events();
+    settle_disk().await?;
     let started = Instant::now();
     let sent = alice.send_file("bobby", &source).await?;
     let offer = started.elapsed();
@@ -171,6 +190,7 @@ async fn one_run(size: u64, work: &Path, seed: u64) -> Result<Run> {
     let upload = started.elapsed();
 
     let dest = work.join("received.bin");
+    settle_disk().await?;
     let started = Instant::now();
     bob.accept_file(&sent.file_id, &dest).await?;
     until_state(&mut bob_events, &sent.file_id, TransferState::Done).await?;
@@ -207,18 +227,25 @@ fn mb_s(size: u64, d: Duration) -> f64 {
 
 async fn run(cli: Cli) -> Result<()> {
     let machine = Machine::read();
-    let (sizes, runs) = if cli.quick {
-        (vec![16 * MIB], 1)
+    let runs = if cli.quick { 1 } else { cli.runs.max(1) };
+    let mut sizes: Vec<(u64, usize)> = if cli.quick {
+        vec![(16 * MIB, 1)]
+    } else if cli.sizes.is_empty() {
+        vec![(64 * MIB, runs), (256 * MIB, runs), (1024 * MIB, runs)]
     } else {
-        (vec![64 * MIB, 256 * MIB, 1024 * MIB], cli.runs.max(1))
+        cli.sizes.iter().map(|&m| (m * MIB, runs)).collect()
     };
+    if cli.huge {
+        // One run: it takes minutes and needs 12 GiB of free disk (source, stored, received).
+        sizes.push((4096 * MIB, 1));
+    }
     let work = tempfile::Builder::new()
         .prefix("natter-filebench-")
         .tempdir()?;
     let mut rows = Vec::new();
-    for &size in &sizes {
+    for &(size, size_runs) in &sizes {
         let mut results = Vec::new();
-        for r in 0..runs {
+        for r in 0..size_runs {
             let run = one_run(size, work.path(), 17 + r as u64).await?;
             eprintln!(
                 "{} MiB run {}: plain {:.0} MB/s, upload {:.0} MB/s, download {:.0} MB/s, server peak {} MiB, clients +{} MiB",
@@ -248,8 +275,9 @@ async fn run(cli: Cli) -> Result<()> {
             .max()
             .unwrap_or(0);
         rows.push(format!(
-            "| {} MiB | {plain:.0} MB/s | {up:.0} MB/s ({:.2}×) | {moving:.0} MB/s ({:.2}×) | {down:.0} MB/s ({:.2}×) | {:.1} MiB | {:.1} MiB |",
+            "| {} MiB{} | {plain:.0} MB/s | {up:.0} MB/s ({:.2}×) | {moving:.0} MB/s ({:.2}×) | {down:.0} MB/s ({:.2}×) | {:.1} MiB | {:.1} MiB |",
             size / MIB,
+            if size_runs == runs { "" } else { " (1 run)" },
             up / plain,
             moving / plain,
             down / plain,

@@ -42,6 +42,11 @@ impl Transfers {
         };
         let name = validate::sanitize_file_name(&raw_name)?;
         let size = meta.len();
+        if image.is_none() {
+            if let Some(info) = self.resume_unfinished(&store, &to, path, size).await? {
+                return Ok(info);
+            }
+        }
         // No hash yet: the offer goes out at once, and the upload computes the SHA-256 while
         // the bytes flow and names it with `file_complete` (a first pass over a big file would
         // hold the offer up for seconds).
@@ -125,6 +130,38 @@ impl Transfers {
         self.emit(&record.info);
         self.spawn(&file_id);
         Ok(record.info)
+    }
+
+    /// The same file sent to the same user again while an earlier upload of it is unfinished
+    /// (the app or the CLI was killed, or it was paused) continues that upload from what the
+    /// server holds, instead of offering it twice.
+    async fn resume_unfinished(
+        self: &Arc<Self>,
+        store: &Store,
+        to: &Target,
+        path: &Path,
+        size: u64,
+    ) -> Result<Option<TransferInfo>, ClientError> {
+        let path = path.to_string_lossy();
+        let unfinished = store.transfers().await?.into_iter().find(|t| {
+            let i = &t.info;
+            i.direction == Direction::Up
+                && i.kind == FileKind::File
+                && &i.chat == to
+                && i.size == size
+                && i.path.as_deref() == Some(&*path)
+                && matches!(i.state, TransferState::Uploading | TransferState::Paused)
+        });
+        let Some(mut t) = unfinished else {
+            return Ok(None);
+        };
+        if t.info.state == TransferState::Paused {
+            t.info.state = TransferState::Uploading;
+            self.save(store, &t).await?;
+        }
+        tracing::info!(file_id = %t.info.file_id, "continuing an unfinished upload of the same file");
+        self.spawn(&t.info.file_id);
+        Ok(Some(t.info))
     }
 
     /// Accepts an offered file and downloads it to `dest`.

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use natter_proto::{ClientMessage, RangeSet};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -27,9 +28,10 @@ use crate::ClientError;
 
 /// Pieces a download may buffer between the socket and the writer.
 const FETCH_BUFFER: usize = 8;
-/// Most pieces written to the part file and not yet in the chunk map: a killed app fetches at
-/// most this many pieces again (each at most `chunk_size`).
-pub const UNRECORDED_MAX: usize = 4;
+/// Most pieces handed to the writer and not yet in the chunk map: a killed app fetches at most
+/// this many pieces again (each at most `chunk_size`). Enough that the writer never waits for
+/// a record of the chunk map, which runs alongside.
+pub const UNRECORDED_MAX: usize = 8;
 /// How often a download looks again while the sender is still uploading.
 const WAIT_FOR_SENDER: Duration = Duration::from_secs(1);
 /// Suffix of a download in progress, next to its destination.
@@ -66,42 +68,100 @@ fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result
     Ok(())
 }
 
-/// The writer thread: pieces in, written ranges out; hands the file and the running hash back
-/// when its input closes.
+/// Asks the OS to start writing a piece to the disk now, without waiting for it. The final
+/// `fsync` then finds little left to do, instead of a gigabyte of dirty pages that the plain
+/// write-then-sync of a copy leaves it. Only Linux has the call; elsewhere the final sync does
+/// it all.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, start: u64, end: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(start), i64::try_from(end - start)) else {
+        return;
+    };
+    // SAFETY: the descriptor belongs to `file`, open for the duration of the call; the call
+    // reads no memory of ours. A failure only means the final sync does the work.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _start: u64, _end: u64) {}
+
+/// What the second thread does besides the writer.
+enum Aside {
+    /// Hash a piece (it arrived in order, or the hash gives up).
+    Hash(u64, Bytes),
+    /// Start writing a piece the writer wrote to the disk.
+    Writeback(u64, u64),
+}
+
+/// The writer and a second thread that hashes and starts the writeback, so that the writer (the
+/// page-cache copy, the download's limit) does nothing else: pieces in, written ranges out;
+/// both hand back what they hold when their input closes.
 struct PartWriter {
     pieces: mpsc::Sender<(u64, Bytes)>,
+    aside: mpsc::Sender<Aside>,
     written: mpsc::UnboundedReceiver<std::io::Result<(u64, u64)>>,
-    done: tokio::task::JoinHandle<(File, InOrderHash)>,
+    wrote: tokio::task::JoinHandle<File>,
+    hashed: tokio::task::JoinHandle<InOrderHash>,
 }
 
 impl PartWriter {
-    fn start(file: File, mut hashed: InOrderHash) -> Self {
+    fn start(file: File, mut hash: InOrderHash) -> std::io::Result<Self> {
         let (pieces, mut rx) = mpsc::channel::<(u64, Bytes)>(UNRECORDED_MAX);
         let (written_tx, written) = mpsc::unbounded_channel();
-        let done = tokio::task::spawn_blocking(move || {
+        let flushing = file.try_clone()?;
+        let wrote = tokio::task::spawn_blocking(move || {
             while let Some((offset, data)) = rx.blocking_recv() {
-                let result = write_all_at(&file, &data, offset).map(|()| {
-                    hashed.feed(offset, &data);
-                    (offset, offset + data.len() as u64)
-                });
+                let result = write_all_at(&file, &data, offset)
+                    .map(|()| (offset, offset + data.len() as u64));
                 if written_tx.send(result).is_err() {
                     break;
                 }
             }
-            (file, hashed)
+            file
         });
-        Self {
+        // Pieces to hash plus one writeback request per piece.
+        let (aside, mut to_do) = mpsc::channel::<Aside>(2 * UNRECORDED_MAX);
+        let hashed = tokio::task::spawn_blocking(move || {
+            while let Some(job) = to_do.blocking_recv() {
+                match job {
+                    Aside::Hash(offset, data) => hash.feed(offset, &data),
+                    Aside::Writeback(start, end) => start_writeback(&flushing, start, end),
+                }
+            }
+            hash
+        });
+        Ok(Self {
             pieces,
+            aside,
             written,
-            done,
-        }
+            wrote,
+            hashed,
+        })
+    }
+
+    /// Hands a piece to both threads; false if the writer stopped.
+    async fn send(&self, offset: u64, data: Bytes) -> bool {
+        // A hasher that stopped only means the final pass hashes the file.
+        let _ = self.aside.send(Aside::Hash(offset, data.clone())).await;
+        self.pieces.send((offset, data)).await.is_ok()
+    }
+
+    /// Starts the writeback of a written range, off the writer's thread.
+    async fn written(&self, start: u64, end: u64) {
+        let _ = self.aside.send(Aside::Writeback(start, end)).await;
     }
 
     async fn finish(self) -> Result<(File, InOrderHash), ClientError> {
-        drop(self.pieces);
-        self.done
-            .await
-            .map_err(|e| ClientError::Io(format!("the download's writer failed: {e}")))
+        drop((self.pieces, self.aside));
+        let failed = |e: tokio::task::JoinError| {
+            ClientError::Io(format!("the download's writer failed: {e}"))
+        };
+        let file = self.wrote.await.map_err(failed)?;
+        let hash = self.hashed.await.map_err(failed)?;
+        Ok((file, hash))
     }
 }
 
@@ -137,7 +197,7 @@ impl Transfers {
         let mut meter = Meter::new(t.info.done);
         // Bytes that arrive in order are hashed as they come, which spares reading the whole
         // file again at the end; after a resume or a gap the final pass does it instead.
-        let mut writer = PartWriter::start(file, InOrderHash::new(t.ranges.total() == 0));
+        let mut writer = PartWriter::start(file, InOrderHash::new(t.ranges.total() == 0))?;
         loop {
             let missing = t.ranges.missing(t.info.size);
             if missing.is_empty() {
@@ -226,8 +286,26 @@ impl Transfers {
             })
             .await
             .map_err(|_| ClientError::Closed)?;
+        // Pieces handed to the writer and not yet recorded, whether being written, written or
+        // being recorded; and the record under way, which runs while pieces keep flowing.
         let (mut got, mut unrecorded) = (0, 0usize);
+        let mut written: Vec<(u64, u64)> = Vec::new();
+        let mut recording: Option<BoxFuture<'static, Result<usize, ClientError>>> = None;
         while got < end - start || unrecorded > 0 {
+            if recording.is_none() && !written.is_empty() {
+                // Everything written by now goes into one record: a restart fetches again only
+                // what was written after it.
+                let n = written.len();
+                for (a, b) in written.drain(..) {
+                    t.ranges.insert(a, b);
+                }
+                let (store, file_id, ranges) =
+                    (store.clone(), t.info.file_id.clone(), t.ranges.clone());
+                recording = Some(Box::pin(async move {
+                    store.update_ranges(&file_id, &ranges).await?;
+                    Ok(n)
+                }));
+            }
             tokio::select! {
                 piece = pieces.recv(), if got < end - start && unrecorded < UNRECORDED_MAX => {
                     let Some(piece) = piece else {
@@ -241,27 +319,22 @@ impl Transfers {
                     }
                     got += data.len() as u64;
                     unrecorded += 1;
-                    if writer.pieces.send((offset, data)).await.is_err() {
+                    if !writer.send(offset, data).await {
                         return Err(ClientError::Io("the download's writer stopped".into()));
                     }
                 }
-                written = writer.written.recv() => {
-                    let Some(first) = written else {
-                        return Err(ClientError::Io("the download's writer stopped".into()));
-                    };
-                    // Everything written by now goes into one record: a restart fetches again
-                    // only what was written after it.
-                    let mut batch = vec![first];
-                    while let Ok(more) = writer.written.try_recv() {
-                        batch.push(more);
-                    }
-                    unrecorded -= batch.len();
-                    for range in batch {
+                range = writer.written.recv() => match range {
+                    Some(range) => {
                         let (a, b) = range?;
-                        t.ranges.insert(a, b);
+                        writer.written(a, b).await;
+                        written.push((a, b));
                     }
+                    None => return Err(ClientError::Io("the download's writer stopped".into())),
+                },
+                recorded = async { recording.as_mut().expect("guarded").await }, if recording.is_some() => {
+                    recording = None;
+                    unrecorded -= recorded?;
                     t.info.done = t.ranges.total();
-                    store.update_ranges(&t.info.file_id, &t.ranges).await?;
                     if let Some(rate) = meter.tick(t.info.done) {
                         t.info.rate = rate;
                         self.progress(&t.info, cancel);
