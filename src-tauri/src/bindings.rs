@@ -154,6 +154,7 @@ fn commands() -> Vec<CommandSig> {
             TransferInfo::name(),
         ),
         ("cancel_transfer", vec![("file_id", s())], unit()),
+        ("image_problem", vec![("file_id", s())], unit()),
         ("transfers", vec![], array::<TransferInfo>()),
         (
             "pick_files",

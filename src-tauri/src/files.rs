@@ -141,6 +141,15 @@ pub async fn resume_transfer(state: State<'_, AppState>, file_id: String) -> Res
     Ok(state.client().await?.resume_transfer(&file_id).await?)
 }
 
+/// Why the full image `file_id` cannot be shown (the viewer asks after its `natter-image://`
+/// request failed, which carries no reason it can read): fetches and checks it like that
+/// request, and answers `Ok` if it is fine now.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn image_problem(state: State<'_, AppState>, file_id: String) -> Res<()> {
+    state.client().await?.image_file(&file_id).await?;
+    Ok(())
+}
+
 /// Ends a transfer for both sides.
 #[tauri::command(rename_all = "snake_case")]
 pub async fn cancel_transfer(state: State<'_, AppState>, file_id: String) -> Res<()> {

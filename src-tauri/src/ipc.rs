@@ -119,7 +119,7 @@ pub struct ProfileEdit {
 
 /// Why a command failed. `code` is a wire [`ErrorCode`] in snake_case or one of the client's
 /// own: `offline`, `timeout`, `not_logged_in`, `not_connected`, `certificate_changed`, `network`,
-/// `tls`, `protocol`, `store`, `closed`, `settings`, `invalid_server`.
+/// `tls`, `protocol`, `store`, `closed`, `settings`, `invalid_server`, `checksum`.
 #[derive(Debug, Clone, Serialize, TS, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct IpcError {
@@ -167,6 +167,7 @@ impl From<ClientError> for IpcError {
             ClientError::Protocol(_) => ("protocol".to_owned(), None),
             ClientError::Store(_) => ("store".to_owned(), None),
             ClientError::Closed => ("closed".to_owned(), None),
+            ClientError::Checksum { .. } => ("checksum".to_owned(), None),
         };
         Self {
             code,

@@ -157,6 +157,7 @@ pub fn builder<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<
             files::pause_transfer,
             files::resume_transfer,
             files::cancel_transfer,
+            files::image_problem,
             files::transfers,
             files::pick_files,
             files::show_transfer,

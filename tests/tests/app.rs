@@ -423,6 +423,31 @@ async fn alice_sends_bob_a_file_and_an_image_he_saves_and_opens_full_size() -> R
     .await?;
     assert!(!alice.has("drop-overlay").await?);
 
+    // The whiteboard's bytes are damaged on the server's disk before bob opens it: his app
+    // refuses them and says why, in words.
+    let mut whiteboard = None;
+    for thumb in bob.all("[data-testid=image-thumb]").await? {
+        if thumb.attr("title").await?.as_deref() == Some("whiteboard.png") {
+            whiteboard = Some(thumb);
+        }
+    }
+    let whiteboard = whiteboard.context("the whiteboard's thumbnail")?;
+    let file_id = whiteboard
+        .attr("data-file-id")
+        .await?
+        .context("the thumbnail names its transfer")?;
+    let stored = server.stored_file(&file_id);
+    let mut bytes = std::fs::read(&stored)?;
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&stored, &bytes)?;
+    whiteboard.click().await?;
+    bob.attr_is("image-viewer", "data-state", "error").await?;
+    bob.text_contains("image-error-reason", "does not match its checksum")
+        .await?;
+    bob.screenshot("19-image-damaged").await?;
+    bob.keys("image-viewer-close", ESCAPE).await?;
+
     let (mut alice, mut bob) = (alice, bob);
     alice.quit().await;
     bob.quit().await;

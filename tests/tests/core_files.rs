@@ -266,6 +266,71 @@ async fn an_offer_to_an_offline_friend_waits_and_is_downloaded_later() -> Result
     Ok(())
 }
 
+/// Waits for the event that says the transfer is done.
+async fn done_event(device: &mut Device, file_id: &str, what: &str) -> Result<()> {
+    device
+        .wait_for(what, |e| match e {
+            Event::Transfer(t) if t.file_id == file_id && t.state == TransferState::Done => {
+                Some(())
+            }
+            _ => None,
+        })
+        .await
+}
+
+#[tokio::test]
+async fn progress_comes_a_few_times_a_second_and_shows_the_true_rate() -> Result<()> {
+    const SIZE: u64 = 96 * 1024 * 1024;
+    let (_server, mut alice, mut bob) = core_alice_and_bob().await?;
+    befriend_devices(&mut alice, &mut bob).await?;
+    let files = tempfile::tempdir()?;
+    let source = random_file(files.path(), "video.mp4", SIZE, 31)?;
+    let (alice_from, bob_from) = (alice.logged(), bob.logged());
+    let started = std::time::Instant::now();
+    let sent = alice.send_file("bobby", &source).await?;
+    let id = sent.file_id.clone();
+    expect_offer(&mut bob, "alice").await?;
+    bob.accept_file(&id, &files.path().join("received.mp4"))
+        .await?;
+    done_event(&mut bob, &id, "bob's download done").await?;
+    let elapsed = started.elapsed();
+    done_event(&mut alice, &id, "alice's upload delivered").await?;
+    // A lagging recorder fails here: a storm of events would overflow it.
+    alice.catch_up()?;
+    bob.catch_up()?;
+    let true_rate = SIZE as f64 / elapsed.as_secs_f64();
+    for (who, device, from) in [("alice", &alice, alice_from), ("bob", &bob, bob_from)] {
+        let events: Vec<&TransferInfo> = device
+            .log_since(from)
+            .iter()
+            .filter_map(|e| match e {
+                Event::Transfer(t) if t.file_id == id => Some(t),
+                _ => None,
+            })
+            .collect();
+        // One progress report per 200 ms at most, plus the changes of state.
+        let most = elapsed.as_secs_f64() * 5.0 + 12.0;
+        ensure!(
+            events.len() as f64 <= most,
+            "{who}: {} transfer events in {elapsed:?} (at most {most:.0})",
+            events.len()
+        );
+        let mut rates: Vec<u64> = events.iter().map(|t| t.rate).filter(|&r| r > 0).collect();
+        ensure!(!rates.is_empty(), "{who} was never shown a rate");
+        rates.sort_unstable();
+        let median = rates[rates.len() / 2] as f64;
+        println!(
+            "{who}: {} events in {elapsed:?}, median rate shown {median:.0} B/s, {true_rate:.0} B/s overall",
+            events.len()
+        );
+        ensure!(
+            median >= true_rate / 4.0 && median <= true_rate * 8.0,
+            "{who} was shown {median:.0} B/s while the file moved at {true_rate:.0} B/s overall"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn strangers_cannot_read_a_transfer() -> Result<()> {
     let (server, alice, mut bob) = core_alice_and_bob().await?;

@@ -646,6 +646,7 @@ export interface Commands {
   pause_transfer: { args: { file_id: string }; result: TransferInfo };
   resume_transfer: { args: { file_id: string }; result: TransferInfo };
   cancel_transfer: { args: { file_id: string }; result: null };
+  image_problem: { args: { file_id: string }; result: null };
   transfers: { args: Record<string, never>; result: Array<TransferInfo> };
   pick_files: { args: { images_only: boolean }; result: Array<string> };
   show_transfer: { args: { file_id: string }; result: null };

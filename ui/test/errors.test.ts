@@ -25,6 +25,7 @@ const clientCodes = [
   'closed',
   'settings',
   'invalid_server',
+  'checksum',
 ];
 
 describe('error codes', () => {

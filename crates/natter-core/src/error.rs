@@ -58,6 +58,15 @@ pub enum ClientError {
     /// The engine has shut down.
     #[error("the client has shut down")]
     Closed,
+    /// Downloaded bytes do not hash to what the sender named: they were changed or damaged on
+    /// the server or on the way, and were not kept.
+    #[error("the received file does not match its checksum (expected {expected}, got {actual}); it was not kept")]
+    Checksum {
+        /// The SHA-256 the sender named and the server verified.
+        expected: String,
+        /// What the received bytes hash to.
+        actual: String,
+    },
 }
 
 impl ClientError {

@@ -339,6 +339,11 @@ impl Device {
         Ok(())
     }
 
+    /// How many events are recorded (an index for [`log_since`](Device::log_since)).
+    pub fn logged(&self) -> usize {
+        self.log.len()
+    }
+
     /// Events recorded after index `from` of [`log`](Device::log).
     pub fn log_since(&self, from: usize) -> &[Event] {
         &self.log[from.min(self.log.len())..]

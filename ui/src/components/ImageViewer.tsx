@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'react';
-import { imageUrl } from '../backend';
+import { call, imageUrl } from '../backend';
 import { useI18n } from '../i18n';
+import { errorText } from '../i18n/errors';
 import { formatBytes } from '../i18n/format';
 import { closeImage, fitSize, thumbnailSrc, useViewer, type ImageBody } from '../state/images';
 import { CloseIcon } from './Icons';
@@ -12,6 +13,8 @@ function viewport(): { width: number; height: number } {
 function Viewer({ image }: { image: ImageBody }) {
   const { t, locale } = useI18n();
   const [state, setState] = useState<'loading' | 'loaded' | 'error'>('loading');
+  // Why it failed, when the shell can say: an <img> error carries no reason.
+  const [reason, setReason] = useState<string | null>(null);
   const [box, setBox] = useState(viewport);
   const closeRef = useRef<HTMLButtonElement>(null);
 
@@ -73,7 +76,12 @@ function Viewer({ image }: { image: ImageBody }) {
             width={size.width}
             height={size.height}
             onLoad={() => setState('loaded')}
-            onError={() => setState('error')}
+            onError={() => {
+              setState('error');
+              call('image_problem', { file_id: image.file_id }).catch((e: unknown) => {
+                setReason(errorText(e as { code: string; message: string }, t));
+              });
+            }}
             data-testid="image-full"
           />
         )}
@@ -81,6 +89,12 @@ function Viewer({ image }: { image: ImageBody }) {
         {state === 'error' && (
           <div className="viewer-status viewer-error" data-testid="image-error">
             {t('image.error')}
+            {reason && (
+              <span className="viewer-error-reason" data-testid="image-error-reason">
+                {' '}
+                {reason}
+              </span>
+            )}
           </div>
         )}
       </div>

@@ -306,6 +306,8 @@ export const en = {
   'error.protocol': 'The server answered something unexpected. Is this a Natter server?',
   'error.store': 'The local message store could not be used.',
   'error.closed': 'The connection was closed.',
+  'error.checksum':
+    'The received file does not match its checksum: it was changed or damaged on the server, so it was not kept.',
   'error.settings': 'Settings could not be saved.',
   'error.invalid_server': 'Enter a server address and a port.',
   'error.dialog': 'The file dialog could not be shown.',

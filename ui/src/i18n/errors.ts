@@ -18,7 +18,8 @@ export type ClientCode =
   | 'settings'
   | 'invalid_server'
   | 'dialog'
-  | 'open_failed';
+  | 'open_failed'
+  | 'checksum';
 
 const ERROR_KEYS: Record<ErrorCode | ClientCode, Key> = {
   frame_too_large: 'error.frame_too_large',
@@ -63,6 +64,7 @@ const ERROR_KEYS: Record<ErrorCode | ClientCode, Key> = {
   protocol: 'error.protocol',
   store: 'error.store',
   closed: 'error.closed',
+  checksum: 'error.checksum',
   settings: 'error.settings',
   invalid_server: 'error.invalid_server',
   dialog: 'error.dialog',

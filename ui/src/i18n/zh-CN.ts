@@ -302,6 +302,7 @@ export const zhCN: Dictionary = {
   'error.protocol': '服务器的响应不符合预期。这是 Natter 服务器吗？',
   'error.store': '无法使用本地消息存储。',
   'error.closed': '连接已关闭。',
+  'error.checksum': '收到的文件与校验值不符：它在服务器上被改动或损坏，因此没有保留。',
   'error.settings': '无法保存设置。',
   'error.invalid_server': '请输入服务器地址和端口。',
   'error.dialog': '无法打开文件对话框。',

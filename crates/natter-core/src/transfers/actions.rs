@@ -350,11 +350,14 @@ impl Transfers {
                         .ok_or_else(|| invalid("this image has no local file"));
                 }
                 TransferState::Failed => {
+                    if let Some(why) = self.failure(file_id) {
+                        return Err(why);
+                    }
                     return Err(ClientError::Io(
                         t.info
                             .error
                             .unwrap_or_else(|| "the image could not be downloaded".into()),
-                    ))
+                    ));
                 }
                 TransferState::Cancelled | TransferState::Rejected => {
                     return Err(ClientError::Server {

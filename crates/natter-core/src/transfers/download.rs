@@ -243,9 +243,7 @@ impl Transfers {
                 let _ = tokio::fs::remove_file(&part).await;
                 t.ranges = RangeSet::default();
                 store.update_transfer(&t).await?;
-                return Err(ClientError::Io(format!(
-                    "the received file does not match its checksum (expected {expected}, got {actual})"
-                )));
+                return Err(ClientError::Checksum { expected, actual });
             }
         }
         // Windows will not rename over an existing file; the user chose to replace it.

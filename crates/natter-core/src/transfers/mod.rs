@@ -61,6 +61,9 @@ pub(crate) struct Transfers {
     generation: std::sync::atomic::AtomicU64,
     /// Bumped when a transfer changes, so `wait_done` can sleep until something happens.
     changed: watch::Sender<u64>,
+    /// Why transfers failed since the engine started, as typed errors (the store keeps only
+    /// the sentence), so that opening a failed image can say exactly why.
+    failures: Mutex<HashMap<String, ClientError>>,
 }
 
 impl Transfers {
@@ -78,6 +81,7 @@ impl Transfers {
             running: Mutex::new(HashMap::new()),
             generation: Default::default(),
             changed: watch::channel(0).0,
+            failures: Mutex::default(),
         })
     }
 
@@ -100,6 +104,25 @@ impl Transfers {
             }
         }
         self.stop_all();
+    }
+
+    /// Remembers why a transfer failed.
+    fn failed(&self, file_id: &str, error: &ClientError) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        // A long session may see many failures; the reasons are only for what is on screen.
+        if failures.len() >= 256 {
+            failures.clear();
+        }
+        failures.insert(file_id.to_owned(), error.clone());
+    }
+
+    /// Why a transfer failed, if it failed since the engine started.
+    fn failure(&self, file_id: &str) -> Option<ClientError> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(file_id)
+            .cloned()
     }
 
     fn local_store(&self) -> Result<Store, ClientError> {

@@ -135,6 +135,7 @@ impl Transfers {
                 let _ = self.cancelled(&store, &mut t).await;
             } else {
                 tracing::warn!(error = %error, file_id, "transfer failed");
+                self.failed(file_id, &error);
                 t.info.state = TransferState::Failed;
                 t.info.error = Some(error.to_string());
                 let _ = self.save(&store, &t).await;
