@@ -268,6 +268,21 @@ async fn run(cli: Cli) -> Result<()> {
                 .collect(),
         );
         let down = median(results.iter().map(|r| mb_s(size, r.download)).collect());
+        // Each run against the copy measured seconds before it: this machine's speed drifts
+        // between runs more than between the two halves of one.
+        let paired = |of: fn(&Run) -> Duration| {
+            median(
+                results
+                    .iter()
+                    .map(|r| r.plain.as_secs_f64() / of(r).as_secs_f64())
+                    .collect(),
+            )
+        };
+        let (up_ratio, moving_ratio, down_ratio) = (
+            paired(|r| r.upload),
+            paired(|r| r.upload.saturating_sub(r.offer)),
+            paired(|r| r.download),
+        );
         let server = results.iter().map(|r| r.server_hwm_kib).max().unwrap_or(0);
         let clients = results
             .iter()
@@ -278,9 +293,9 @@ async fn run(cli: Cli) -> Result<()> {
             "| {} MiB{} | {plain:.0} MB/s | {up:.0} MB/s ({:.2}×) | {moving:.0} MB/s ({:.2}×) | {down:.0} MB/s ({:.2}×) | {:.1} MiB | {:.1} MiB |",
             size / MIB,
             if size_runs == runs { "" } else { " (1 run)" },
-            up / plain,
-            moving / plain,
-            down / plain,
+            up_ratio,
+            moving_ratio,
+            down_ratio,
             server as f64 / 1024.0,
             clients as f64 / 1024.0,
         ));
@@ -292,10 +307,11 @@ async fn run(cli: Cli) -> Result<()> {
          | Size | Plain TCP copy (baseline) | Natter upload (vs baseline) | Upload after the offer | Natter download (vs baseline) | Server peak RSS (VmHWM) | Both clients' RSS growth |\n\
          |---|---|---|---|---|---|---|\n{}\n\n\
          Upload = `send_file` until the server holds every byte and has verified the SHA-256 \
-         (includes hashing the file before the offer; \"after the offer\" leaves that out: bytes \
-         moving, stored, and the server's own SHA-256 pass); download = `accept_file` until the file \
+         (the sender hashes while it sends and names the hash with `file_complete`; \"after the \
+         offer\" leaves out the offer's round trip); download = `accept_file` until the file \
          is verified and renamed into place. The baseline copies the same file over one TCP \
-         connection into a file, in the same process, right before.\n",
+         connection into a file (and syncs it), in the same process, right before each run; the \
+         ratio is the median of the runs' own ratios. Every phase starts after a `sync`.\n",
         machine.model,
         machine.cpus,
         machine.mem_gib,

@@ -88,20 +88,15 @@ fn start_writeback(file: &File, start: u64, end: u64) {
 #[cfg(not(target_os = "linux"))]
 fn start_writeback(_file: &File, _start: u64, _end: u64) {}
 
-/// What the second thread does besides the writer.
-enum Aside {
-    /// Hash a piece (it arrived in order, or the hash gives up).
-    Hash(u64, Bytes),
-    /// Start writing a piece the writer wrote to the disk.
-    Writeback(u64, u64),
-}
-
-/// The writer and a second thread that hashes and starts the writeback, so that the writer (the
+/// The writer, plus a hasher and a flusher beside it, a thread each, so that the writer (the
 /// page-cache copy, the download's limit) does nothing else: pieces in, written ranges out;
-/// both hand back what they hold when their input closes.
+/// the writer and the hasher hand back what they hold when their input closes.
 struct PartWriter {
     pieces: mpsc::Sender<(u64, Bytes)>,
-    aside: mpsc::Sender<Aside>,
+    hashing: mpsc::Sender<(u64, Bytes)>,
+    /// Ranges to start writing to the disk; a request that finds it full is dropped (the
+    /// flusher may block on a busy disk, and the final sync does whatever it skipped).
+    flushing: mpsc::Sender<(u64, u64)>,
     written: mpsc::UnboundedReceiver<std::io::Result<(u64, u64)>>,
     wrote: tokio::task::JoinHandle<File>,
     hashed: tokio::task::JoinHandle<InOrderHash>,
@@ -111,7 +106,7 @@ impl PartWriter {
     fn start(file: File, mut hash: InOrderHash) -> std::io::Result<Self> {
         let (pieces, mut rx) = mpsc::channel::<(u64, Bytes)>(UNRECORDED_MAX);
         let (written_tx, written) = mpsc::unbounded_channel();
-        let flushing = file.try_clone()?;
+        let flush_file = file.try_clone()?;
         let wrote = tokio::task::spawn_blocking(move || {
             while let Some((offset, data)) = rx.blocking_recv() {
                 let result = write_all_at(&file, &data, offset)
@@ -122,40 +117,43 @@ impl PartWriter {
             }
             file
         });
-        // Pieces to hash plus one writeback request per piece.
-        let (aside, mut to_do) = mpsc::channel::<Aside>(2 * UNRECORDED_MAX);
+        let (hashing, mut to_hash) = mpsc::channel::<(u64, Bytes)>(UNRECORDED_MAX);
         let hashed = tokio::task::spawn_blocking(move || {
-            while let Some(job) = to_do.blocking_recv() {
-                match job {
-                    Aside::Hash(offset, data) => hash.feed(offset, &data),
-                    Aside::Writeback(start, end) => start_writeback(&flushing, start, end),
-                }
+            while let Some((offset, data)) = to_hash.blocking_recv() {
+                hash.feed(offset, &data);
             }
             hash
         });
+        let (flushing, mut to_flush) = mpsc::channel::<(u64, u64)>(UNRECORDED_MAX);
+        tokio::task::spawn_blocking(move || {
+            while let Some((start, end)) = to_flush.blocking_recv() {
+                start_writeback(&flush_file, start, end);
+            }
+        });
         Ok(Self {
             pieces,
-            aside,
+            hashing,
+            flushing,
             written,
             wrote,
             hashed,
         })
     }
 
-    /// Hands a piece to both threads; false if the writer stopped.
+    /// Hands a piece to the writer and the hasher; false if the writer stopped.
     async fn send(&self, offset: u64, data: Bytes) -> bool {
         // A hasher that stopped only means the final pass hashes the file.
-        let _ = self.aside.send(Aside::Hash(offset, data.clone())).await;
+        let _ = self.hashing.send((offset, data.clone())).await;
         self.pieces.send((offset, data)).await.is_ok()
     }
 
-    /// Starts the writeback of a written range, off the writer's thread.
-    async fn written(&self, start: u64, end: u64) {
-        let _ = self.aside.send(Aside::Writeback(start, end)).await;
+    /// Asks for a written range to go to the disk now, unless the flusher is behind.
+    fn written(&self, start: u64, end: u64) {
+        let _ = self.flushing.try_send((start, end));
     }
 
     async fn finish(self) -> Result<(File, InOrderHash), ClientError> {
-        drop((self.pieces, self.aside));
+        drop((self.pieces, self.hashing, self.flushing));
         let failed = |e: tokio::task::JoinError| {
             ClientError::Io(format!("the download's writer failed: {e}"))
         };
@@ -324,7 +322,7 @@ impl Transfers {
                 range = writer.written.recv() => match range {
                     Some(range) => {
                         let (a, b) = range?;
-                        writer.written(a, b).await;
+                        writer.written(a, b);
                         written.push((a, b));
                     }
                     None => return Err(ClientError::Io("the download's writer stopped".into())),
