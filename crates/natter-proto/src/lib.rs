@@ -14,7 +14,7 @@ pub mod validate;
 
 pub use decode::{decode_client, decode_server, encode, DecodeError};
 pub use error::ErrorCode;
-pub use frame::{Frame, FrameCodec, FrameError, DEFAULT_MAX_FRAME};
+pub use frame::{Frame, FrameCodec, FrameError, PayloadPool, DEFAULT_MAX_FRAME};
 pub use message::*;
 pub use ranges::RangeSet;
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures::{FutureExt, SinkExt};
-use natter_proto::{encode, ClientMessage, Frame, FrameCodec, ServerMessage};
+use natter_proto::{encode, ClientMessage, Frame, FrameCodec, PayloadPool, ServerMessage};
 use rand::Rng;
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
@@ -84,7 +84,9 @@ impl Engine {
         self.dialing = Some(
             async move {
                 let stream = transport::connect(&server, &pins, timeout).await?;
-                Ok(Framed::new(stream, FrameCodec::default()))
+                // File pieces come down this connection: recycle their buffers.
+                let codec = FrameCodec::default().with_payload_pool(PayloadPool::default());
+                Ok(Framed::new(stream, codec))
             }
             .boxed(),
         );

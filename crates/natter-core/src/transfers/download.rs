@@ -32,7 +32,11 @@ const FETCH_BUFFER: usize = 8;
 /// this many pieces again (each at most `chunk_size`). Enough that the writer never waits for
 /// a record of the chunk map, which runs alongside.
 pub const UNRECORDED_MAX: usize = 8;
-/// How often a download looks again while the sender is still uploading.
+/// How soon a download that caught up with its sender looks again: it doubles while nothing new
+/// arrives, up to [`WAIT_FOR_SENDER`], so a receiver keeps pace with a fast upload without
+/// polling an idle one.
+const WAIT_FIRST: Duration = Duration::from_millis(25);
+/// Longest wait between looks while the sender is still uploading (or offline).
 const WAIT_FOR_SENDER: Duration = Duration::from_secs(1);
 /// Suffix of a download in progress, next to its destination.
 const PART_SUFFIX: &str = ".natterpart";
@@ -196,6 +200,7 @@ impl Transfers {
         // Bytes that arrive in order are hashed as they come, which spares reading the whole
         // file again at the end; after a resume or a gap the final pass does it instead.
         let mut writer = PartWriter::start(file, InOrderHash::new(t.ranges.total() == 0))?;
+        let mut wait = WAIT_FIRST;
         loop {
             let missing = t.ranges.missing(t.info.size);
             if missing.is_empty() {
@@ -211,13 +216,17 @@ impl Transfers {
             t.chunk_size = status.chunk_size;
             let available = status.have.intersect(&missing);
             if available.is_empty() {
-                // The sender is still uploading (or offline): show what we have, look again in
-                // a moment.
-                t.info.rate = 0;
-                self.progress(&t.info, cancel);
-                tokio::time::sleep(WAIT_FOR_SENDER).await;
+                // The sender is still uploading (or offline): show that nothing moves (once),
+                // look again in a moment.
+                if t.info.rate != 0 {
+                    t.info.rate = 0;
+                    self.progress(&t.info, cancel);
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(WAIT_FOR_SENDER);
                 continue;
             }
+            wait = WAIT_FIRST;
             for (start, end) in available {
                 self.fetch_range(store, &mut t, &mut writer, &mut meter, start, end, cancel)
                     .await?;
@@ -349,6 +358,7 @@ impl Transfers {
         t: &TransferRecord,
         cancel: &CancellationToken,
     ) -> Result<String, ClientError> {
+        let mut wait = WAIT_FIRST;
         loop {
             let status = self.status(&t.info.file_id).await?;
             if status.complete {
@@ -360,8 +370,11 @@ impl Transfers {
                 }
                 return Ok(status.sha256);
             }
-            self.progress(&t.info, cancel);
-            tokio::time::sleep(WAIT_FOR_SENDER).await;
+            if wait == WAIT_FIRST {
+                self.progress(&t.info, cancel);
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(WAIT_FOR_SENDER);
         }
     }
 }
