@@ -1,6 +1,7 @@
 import { act, fireEvent, render, screen } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { call } from '../src/backend';
 import { ImageThumb } from '../src/components/ImageThumb';
 import { ImageViewer } from '../src/components/ImageViewer';
 import { setLocale } from '../src/i18n';
@@ -83,12 +84,29 @@ describe('an image message', () => {
     expect(screen.queryByTestId('image-viewer')).toBeNull();
   });
 
-  it('says so when the full image cannot be loaded', () => {
+  it("says so when the full image cannot be loaded, and why in the reader's language", async () => {
+    vi.mocked(call).mockRejectedValueOnce({
+      code: 'checksum',
+      message: 'the received file does not match its checksum (expected a, got b)',
+    });
+    setLocale('zh-CN');
+    render(<ImageViewer />);
+    act(() => useViewer.setState({ image }));
+    fireEvent.error(screen.getByTestId('image-full'));
+    expect(screen.getByTestId('image-error')).toHaveTextContent('原图加载失败');
+    expect(await screen.findByTestId('image-error-reason')).toHaveTextContent('校验值不符');
+    expect(vi.mocked(call)).toHaveBeenCalledWith('image_problem', { file_id: 'f-cat' });
+    fireEvent.click(screen.getByTestId('image-viewer-close'));
+    expect(screen.queryByTestId('image-viewer')).toBeNull();
+  });
+
+  it('shows no reason when the shell finds nothing wrong any more', async () => {
+    vi.mocked(call).mockResolvedValueOnce(null);
     render(<ImageViewer />);
     act(() => useViewer.setState({ image }));
     fireEvent.error(screen.getByTestId('image-full'));
     expect(screen.getByTestId('image-error')).toHaveTextContent('could not be loaded');
-    fireEvent.click(screen.getByTestId('image-viewer-close'));
-    expect(screen.queryByTestId('image-viewer')).toBeNull();
+    await act(async () => {});
+    expect(screen.queryByTestId('image-error-reason')).toBeNull();
   });
 });

@@ -121,42 +121,33 @@ impl TestClient {
         sha256: &str,
         kind: FileKind,
     ) -> Result<Offered> {
+        self.offer_with(to, name, size, Some(sha256), kind).await
+    }
+
+    /// Offers a file of `size` bytes to `to` without its hash (named later by `file_complete`).
+    pub async fn offer_file_unhashed(&self, to: &str, name: &str, size: u64) -> Result<Offered> {
+        let to = Target::User {
+            username: to.into(),
+        };
+        self.offer_with(to, name, size, None, FileKind::File).await
+    }
+
+    async fn offer_with(
+        &self,
+        to: Target,
+        name: &str,
+        size: u64,
+        sha256: Option<&str>,
+        kind: FileKind,
+    ) -> Result<Offered> {
         let reply = self
             .request_with(|id| ClientMessage::FileOffer {
                 id,
                 to,
                 name: name.into(),
                 size,
-                sha256: Some(sha256.into()),
+                sha256: sha256.map(str::to_owned),
                 kind,
-            })
-            .await?
-            .into_result()?;
-        match reply {
-            ServerMessage::FileOfferCreated {
-                file_id,
-                chunk_size,
-                ..
-            } => Ok(Offered {
-                file_id,
-                chunk_size,
-            }),
-            other => bail!("expected file_offer_created, got {}", show(&other)),
-        }
-    }
-
-    /// Offers a file of `size` bytes to `to` without its hash (named later by `file_complete`).
-    pub async fn offer_file_unhashed(&self, to: &str, name: &str, size: u64) -> Result<Offered> {
-        let reply = self
-            .request_with(|id| ClientMessage::FileOffer {
-                id,
-                to: Target::User {
-                    username: to.into(),
-                },
-                name: name.into(),
-                size,
-                sha256: None,
-                kind: FileKind::File,
             })
             .await?
             .into_result()?;

@@ -271,17 +271,9 @@ impl Store {
         ranges: &[(u64, u64)],
     ) -> StoreResult<Option<Held>> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query_as::<_, (String, String)>(&format!(
-            "SELECT have, sha256 FROM transfers WHERE file_id = $1{}",
-            self.for_update()
-        ))
-        .bind(file_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((have, sha256)) = row else {
+        let Some(Held { mut have, sha256 }) = self.held_for_update(&mut tx, file_id).await? else {
             return Ok(None);
         };
-        let mut have = serde_json::from_str::<RangeSet>(&have).unwrap_or_default();
         for &(start, end) in ranges {
             have.insert(start, end);
         }
@@ -294,6 +286,26 @@ impl Store {
         Ok(Some(Held { have, sha256 }))
     }
 
+    /// What a transfer holds, its row locked for the rest of the transaction.
+    async fn held_for_update(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        file_id: &str,
+    ) -> StoreResult<Option<Held>> {
+        let row = sqlx::query_as::<_, (String, String)>(&format!(
+            "SELECT have, sha256 FROM transfers WHERE file_id = $1{}",
+            self.for_update()
+        ))
+        .bind(file_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        Ok(row.map(|(have, sha256)| Held {
+            // Written by this server as JSON; anything unreadable counts as nothing held.
+            have: serde_json::from_str::<RangeSet>(&have).unwrap_or_default(),
+            sha256,
+        }))
+    }
+
     /// Sets the SHA-256 of a transfer offered without one. Returns what it holds and the hash
     /// it has now: the one given, or the one it already had (which the caller compares);
     /// `None` if the transfer is gone.
@@ -303,14 +315,11 @@ impl Store {
         sha256: &str,
     ) -> StoreResult<Option<Held>> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query_as::<_, (String, String)>(&format!(
-            "SELECT have, sha256 FROM transfers WHERE file_id = $1{}",
-            self.for_update()
-        ))
-        .bind(file_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((have, known)) = row else {
+        let Some(Held {
+            have,
+            sha256: known,
+        }) = self.held_for_update(&mut tx, file_id).await?
+        else {
             return Ok(None);
         };
         if known.is_empty() {
@@ -322,7 +331,7 @@ impl Store {
         }
         tx.commit().await?;
         Ok(Some(Held {
-            have: serde_json::from_str::<RangeSet>(&have).unwrap_or_default(),
+            have,
             sha256: if known.is_empty() {
                 sha256.to_owned()
             } else {
