@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
+# shellcheck source=node-env.sh
+. scripts/node-env.sh
 
 npm --prefix ui run build
 cargo build --release -p natter-server -p natter-app

@@ -42,15 +42,14 @@ if ! command -v cargo >/dev/null 2>&1; then
   }
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
-echo "setup: $(cargo --version), node $(node --version), npm $(npm --version)"
 
-# Vite 8 needs Node 20.19 or newer; older distributions ship Node 18.
-node_ok=$(node -e 'const [a,b]=process.versions.node.split(".").map(Number); console.log(a>20||(a===20&&b>=19)?1:0)')
-if [ "$node_ok" != 1 ]; then
-  echo "setup: Node $(node --version) is too old for the UI (needs 20.19+); install Node 20 or 22" \
-       "(e.g. from your distribution's backports or nodesource) and run this again" >&2
-  exit 1
-fi
+# Vite 8 needs Node 20.19 or newer; older distributions ship Node 18, and then a current one
+# comes from the npm registry (scripts/node.sh).
+bash "$(dirname "$0")/node.sh"
+# shellcheck source=node-env.sh
+. "$(dirname "$0")/node-env.sh"
+
+echo "setup: $(cargo --version), node $(node --version), npm $(npm --version)"
 
 # PESQ for the voice tests (optional: without it they assert on scores computed in Rust).
 if ! python3 -c "import numpy, pesq" >/dev/null 2>&1; then
