@@ -306,8 +306,8 @@ impl Transfers {
                     peer: String::new(),
                     name: file_id.to_owned(),
                     size: status.size,
-                    // What the sender offered: bytes changed on the server since (a bad disk,
-                    // a meddling admin) fail the check before the image is shown.
+                    // What the sender named and the server verified: bytes changed on the server
+                    // since (a bad disk, a meddling admin) fail the check before it is shown.
                     sha256: status.sha256,
                     state: TransferState::Downloading,
                     done: 0,

@@ -59,19 +59,24 @@ fn part_holds(ranges: &RangeSet, on_disk: u64) -> bool {
         .is_none_or(|&(_, end)| end <= on_disk)
 }
 
-fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        #[cfg(unix)]
-        let n = std::os::unix::fs::FileExt::write_at(file, buf, offset)?;
-        #[cfg(windows)]
-        let n = std::os::windows::fs::FileExt::seek_write(file, buf, offset)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
+/// Writes all of `buf` at `offset` without a shared cursor, so nothing else moves it.
+fn write_all_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    return std::os::unix::fs::FileExt::write_all_at(file, buf, offset);
+    // Windows has only the one-call `seek_write`.
+    #[cfg(windows)]
+    {
+        let (mut buf, mut offset) = (buf, offset);
+        while !buf.is_empty() {
+            let n = std::os::windows::fs::FileExt::seek_write(file, buf, offset)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            buf = &buf[n..];
+            offset += n as u64;
         }
-        buf = &buf[n..];
-        offset += n as u64;
+        Ok(())
     }
-    Ok(())
 }
 
 /// Asks the OS to start writing a piece to the disk now, without waiting for it. The final

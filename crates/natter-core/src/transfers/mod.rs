@@ -213,7 +213,7 @@ struct Status {
     have: RangeSet,
     complete: bool,
     accepted: bool,
-    /// As offered; empty from an older server (nothing to check against then).
+    /// As the sender named it; empty until then, and from an older server.
     sha256: String,
 }
 

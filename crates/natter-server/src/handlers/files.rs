@@ -8,6 +8,7 @@
 //! Bytes, ranges, hash checks and streaming live in [`crate::transfer`].
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use natter_proto::{
     validate, ErrorCode, FileKind, FileOfferInfo, MessageBody, ServerMessage, Target,
 };
@@ -289,19 +290,16 @@ pub async fn chunk(
                 return internal_error(&id, "the server could not store the chunk; send it again");
             }
         };
-        if held.have.covers(upload.size) && !held.sha256.is_empty() {
-            let outcome = verify(
+        if held.have.covers(upload.size) {
+            verdict(
                 &store,
                 &transfers,
                 &upload.file_id,
                 upload.size,
                 &held.sha256,
-                id.clone(),
-            );
-            match outcome.late {
-                Some(verdict) => verdict.await,
-                None => ServerMessage::Ok { id },
-            }
+                id,
+            )
+            .await
         } else {
             ServerMessage::Ok { id }
         }
@@ -385,16 +383,32 @@ fn verify(
     sha256: &str,
     id: String,
 ) -> Outcome {
-    if sha256.is_empty() {
-        // Offered without a hash and not named yet: `file_complete` starts the check.
-        return Outcome::ok(&id);
+    Outcome {
+        late: Some(verdict(store, transfers, file_id, size, sha256, id)),
+        ..Outcome::default()
     }
-    let Some(check) = transfers.verify(store, file_id, size, sha256) else {
-        // A check is under way; the request that started it hears the verdict.
-        return Outcome::ok(&id);
+}
+
+/// The reply of the request that made a transfer checkable: the check's verdict, or `ok` at
+/// once when there is nothing to check yet (no hash named) or a check is already under way
+/// (the request that started it hears the verdict).
+fn verdict(
+    store: &Store,
+    transfers: &Transfers,
+    file_id: &str,
+    size: u64,
+    sha256: &str,
+    id: String,
+) -> BoxFuture<'static, ServerMessage> {
+    let check = match sha256 {
+        "" => None,
+        sha256 => transfers.verify(store, file_id, size, sha256),
+    };
+    let Some(check) = check else {
+        return Box::pin(std::future::ready(ServerMessage::Ok { id }));
     };
     let expected = sha256.to_owned();
-    let late = Box::pin(async move {
+    Box::pin(async move {
         let refuse = |code, message: String| ServerMessage::error(Some(&id), code, message);
         match check.await {
             Ok(Verdict::Verified) => ServerMessage::Ok { id },
@@ -411,11 +425,7 @@ fn verify(
                 "the server could not check the file; send a chunk again to retry".into(),
             ),
         }
-    });
-    Outcome {
-        late: Some(late),
-        ..Outcome::default()
-    }
+    })
 }
 
 /// `file_fetch` → `file_data` + binary frame, repeated: queued on the connection, which

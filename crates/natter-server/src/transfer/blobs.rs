@@ -82,24 +82,6 @@ impl Blobs {
         .await?
     }
 
-    /// Writes `bytes` at `offset`. The bytes reach the OS before this returns, which is what
-    /// surviving a killed server needs; an fsync per chunk would only guard against power loss,
-    /// and the hash check at completion catches bytes lost that way (the range is discarded and
-    /// uploaded again).
-    pub async fn write_at(
-        &self,
-        file_id: &str,
-        offset: u64,
-        bytes: Bytes,
-    ) -> Result<(), BlobError> {
-        let path = self.path(file_id)?;
-        let file = self.open_for_writing(file_id).await?;
-        tokio::task::spawn_blocking(move || {
-            write_all_at(&file, &bytes, offset).map_err(io_error("write", &path))
-        })
-        .await?
-    }
-
     /// Lowercase hex SHA-256 of a transfer's bytes, read in pieces.
     pub async fn sha256(&self, file_id: &str) -> Result<String, BlobError> {
         let path = self.path(file_id)?;
@@ -171,20 +153,26 @@ impl Blobs {
 }
 
 /// Writes all of `buf` at `offset` without moving a cursor, so writers of one file can run at
-/// once.
-pub fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        #[cfg(unix)]
-        let n = std::os::unix::fs::FileExt::write_at(file, buf, offset)?;
-        #[cfg(windows)]
-        let n = std::os::windows::fs::FileExt::seek_write(file, buf, offset)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
+/// once. The bytes reach the OS before this returns, which is what surviving a killed server
+/// needs; an fsync per chunk would only guard against power loss, and the hash check at
+/// completion catches bytes lost that way (the range is discarded and uploaded again).
+pub fn write_all_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    return std::os::unix::fs::FileExt::write_all_at(file, buf, offset);
+    // Windows has only the one-call `seek_write`.
+    #[cfg(windows)]
+    {
+        let (mut buf, mut offset) = (buf, offset);
+        while !buf.is_empty() {
+            let n = std::os::windows::fs::FileExt::seek_write(file, buf, offset)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            buf = &buf[n..];
+            offset += n as u64;
         }
-        buf = &buf[n..];
-        offset += n as u64;
+        Ok(())
     }
-    Ok(())
 }
 
 /// Reads `len` bytes at `offset` of an open file (or opens `path` first) on the blocking pool
@@ -240,6 +228,18 @@ mod tests {
     use super::*;
 
     const ID: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+
+    impl Blobs {
+        async fn write_at(
+            &self,
+            file_id: &str,
+            offset: u64,
+            bytes: Bytes,
+        ) -> Result<(), BlobError> {
+            let file = self.open_for_writing(file_id).await?;
+            write_all_at(&file, &bytes, offset).map_err(io_error("write", &self.path(file_id)?))
+        }
+    }
 
     #[tokio::test]
     async fn out_of_order_writes_land_at_their_offsets_and_hash() {

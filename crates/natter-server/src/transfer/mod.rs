@@ -116,14 +116,6 @@ pub struct Transfers {
 /// when a new one needs its place.
 const UPLOADS_OPEN_MAX: usize = 256;
 
-impl std::fmt::Debug for Upload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upload")
-            .field("file_id", &self.file_id)
-            .finish()
-    }
-}
-
 impl Transfers {
     /// Transfer state over the bytes in `blobs`.
     pub fn new(blobs: Blobs) -> Self {

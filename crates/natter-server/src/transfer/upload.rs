@@ -115,6 +115,14 @@ pub struct Upload {
     last: Mutex<Option<Held>>,
 }
 
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("file_id", &self.file_id)
+            .finish()
+    }
+}
+
 impl Upload {
     /// Opens (creating it if needed) the transfer's file for positioned writes.
     pub async fn open(
