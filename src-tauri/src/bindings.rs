@@ -7,7 +7,7 @@ use natter_core::calls::{CallInfo, CallPhase};
 use natter_core::{
     AudioDevices, ConnectionState, Direction, FailedMessage, FriendList, HistoryWindow,
     LocalMessage, LoginInfo, MessageState, Registration, SearchHit, SentMessage, TransferInfo,
-    TransferState,
+    TransferState, Unread,
 };
 use natter_proto::{
     CallEndReason, ErrorCode, FileKind, Friend, FriendAnswer, FriendRequestInfo, MessageBody,
@@ -93,6 +93,8 @@ fn commands() -> Vec<CommandSig> {
             LocalMessage::name(),
         ),
         ("retry", vec![("client_msg_id", s())], unit()),
+        ("unread", vec![], array::<Unread>()),
+        ("mark_read", vec![("with", target())], n()),
         (
             "local_history",
             vec![
@@ -223,6 +225,7 @@ pub fn typescript() -> String {
         decl::<MessageState>(),
         decl::<LocalMessage>(),
         decl::<SearchHit>(),
+        decl::<Unread>(),
         decl::<Direction>(),
         decl::<TransferState>(),
         decl::<FileKind>(),

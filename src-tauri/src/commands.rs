@@ -1,7 +1,9 @@
 //! Tauri commands: each one maps the UI's call onto natter-core and its answer back. No decisions
 //! are made here beyond picking the client and translating errors.
 
-use natter_core::{FriendList, HistoryWindow, LocalMessage, LoginInfo, Registration, SearchHit};
+use natter_core::{
+    FriendList, HistoryWindow, LocalMessage, LoginInfo, Registration, SearchHit, Unread,
+};
 use natter_proto::{OnlineUser, Profile, Target};
 use tauri::{AppHandle, Runtime, State};
 
@@ -170,6 +172,18 @@ pub async fn send_text(state: State<'_, AppState>, to: Target, text: String) -> 
 #[tauri::command(rename_all = "snake_case")]
 pub async fn retry(state: State<'_, AppState>, client_msg_id: String) -> Res<()> {
     Ok(state.client().await?.retry(&client_msg_id).await?)
+}
+
+/// Conversations with unread messages (from the local store: they survive restarts).
+#[tauri::command(rename_all = "snake_case")]
+pub async fn unread(state: State<'_, AppState>) -> Res<Vec<Unread>> {
+    Ok(state.client().await?.unread().await?)
+}
+
+/// Marks a conversation read up to its newest message; returns that message's id.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn mark_read(state: State<'_, AppState>, with: Target) -> Res<i64> {
+    Ok(state.client().await?.mark_read(&with).await?)
 }
 
 /// A page of local history, at once (offline too); `before` pages back.

@@ -144,6 +144,8 @@ pub fn builder<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<
             commands::friend_delete,
             commands::send_text,
             commands::retry,
+            commands::unread,
+            commands::mark_read,
             commands::local_history,
             commands::history,
             commands::history_around,

@@ -477,3 +477,65 @@ async fn names_in_another_case_lead_to_the_same_people_and_conversations() -> Re
     assert_eq!(merged[0].state, MessageState::Delivered);
     Ok(())
 }
+
+#[tokio::test]
+async fn unread_counts_and_the_read_mark_survive_a_restart_and_never_move_back() -> Result<()> {
+    let server = TestServer::start().await?;
+    server.core_register("bobby").await?;
+    let mut alice = server.core_user("alice").await?;
+    let mut sent = Vec::new();
+    for n in 0..3 {
+        sent.push(
+            alice
+                .send_and_confirm(user("bobby"), &format!("unread {n}"))
+                .await?,
+        );
+    }
+    // Bob's own message in the square is not unread to him; alice's is.
+    let mut bob = Device::fresh("bobby", &server)?;
+    bob.log_in().await?;
+    bob.expect_messages(3).await?;
+    bob.send_and_confirm(natter_proto::Target::Square, "mine")
+        .await?;
+    alice
+        .send_and_confirm(natter_proto::Target::Square, "hers")
+        .await?;
+    bob.expect_message("alice", "hers").await?;
+
+    let mut unread = bob.unread().await?;
+    unread.sort_by_key(|u| u.count);
+    assert_eq!(unread.len(), 2, "{unread:?}");
+    assert_eq!(
+        (&unread[0].with, unread[0].count),
+        (&natter_proto::Target::Square, 1)
+    );
+    assert_eq!((&unread[1].with, unread[1].count), (&user("alice"), 3));
+    assert_eq!(unread[1].read_up_to, 0);
+    assert_eq!(Some(unread[1].newest), sent[2].msg_id);
+
+    // Bob reads alice's chat; his app restarts: still read, the square still unread.
+    assert_eq!(Some(bob.mark_read(&user("alice")).await?), sent[2].msg_id);
+    let mut bob = bob.restart_app().await;
+    bob.resume_saved("bobby", Some(&password_for("bobby")))
+        .await?;
+    let unread = bob.unread().await?;
+    assert_eq!(unread.len(), 1, "{unread:?}");
+    assert_eq!(unread[0].with, natter_proto::Target::Square);
+
+    // One more from alice: one unread, and the divider goes after what was read.
+    let later = alice.send_and_confirm(user("bobby"), "one more").await?;
+    bob.expect_message("alice", "one more").await?;
+    let unread = bob.unread().await?;
+    let chat = unread
+        .iter()
+        .find(|u| u.with == user("alice"))
+        .ok_or_else(|| anyhow::anyhow!("alice's chat is not unread: {unread:?}"))?;
+    assert_eq!((chat.count, Some(chat.read_up_to)), (1, sent[2].msg_id));
+    assert_eq!(Some(chat.newest), later.msg_id);
+
+    // Older pages fetched after the mark do not make read messages unread again.
+    bob.mark_read(&user("alice")).await?;
+    bob.history(&user("alice"), None, 50).await?;
+    assert!(bob.unread().await?.iter().all(|u| u.with != user("alice")));
+    Ok(())
+}

@@ -207,6 +207,24 @@ message: LocalMessage,
  */
 with: Target, };
 
+export type Unread = { 
+/**
+ * The square, or the other participant.
+ */
+with: Target, 
+/**
+ * Received messages after the read mark.
+ */
+count: number, 
+/**
+ * The newest message read (0: none), where a "new messages" divider goes.
+ */
+read_up_to: number, 
+/**
+ * The newest message counted: a live message at or below it is already in `count`.
+ */
+newest: number, };
+
 export type Direction = "up" | "down";
 
 export type TransferState = "offered" | "uploading" | "uploaded" | "downloading" | "paused" | "done" | "rejected" | "cancelled" | "failed";
@@ -634,6 +652,8 @@ export interface Commands {
   friend_delete: { args: { username: string }; result: null };
   send_text: { args: { to: Target; text: string }; result: LocalMessage };
   retry: { args: { client_msg_id: string }; result: null };
+  unread: { args: Record<string, never>; result: Array<Unread> };
+  mark_read: { args: { with: Target }; result: number };
   local_history: { args: { with: Target; before: number | null; limit: number }; result: Array<LocalMessage> };
   history: { args: { with: Target; before: number | null; limit: number }; result: Array<LocalMessage> };
   history_around: { args: { with: Target; msg_id: number; limit: number }; result: HistoryWindow };

@@ -43,6 +43,7 @@ function conv(messages: LocalMessage[]): ConvState {
     highlight: null,
     jumpSeq: 0,
     error: null,
+    readUpTo: null,
   };
 }
 

@@ -56,6 +56,7 @@ function backend(appInfo: AppInfo, resume: () => Promise<Session>) {
         return resume();
       case 'local_history':
       case 'history':
+      case 'unread':
         return Promise.resolve([]);
       default:
         return Promise.resolve(null);

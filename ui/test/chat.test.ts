@@ -4,6 +4,7 @@ import { call } from '../src/backend';
 import {
   handleChatEvent,
   jumpTo,
+  loadUnread,
   loadNewer,
   loadOlder,
   openConversation,
@@ -206,6 +207,48 @@ describe('unread', () => {
       message: msg({ from: 'alice', to: bob, state: 'sent' }),
     });
     expect(useChat.getState().unread[BOB]).toBeUndefined();
+  });
+
+  it('starts from the stored counts, never counting a stored message twice', async () => {
+    backend({
+      unread: () => [{ with: bob, count: 2, read_up_to: 4, newest: 6 }],
+    });
+    await loadUnread();
+    expect(useChat.getState().unread[BOB]).toBe(2);
+    // Message 6 was counted by the store already; 7 is new.
+    handleChatEvent({ type: 'message', message: fromBob(6) });
+    handleChatEvent({ type: 'message', message: fromBob(7) });
+    expect(useChat.getState().unread[BOB]).toBe(3);
+  });
+
+  it('opens an unread chat with the divider at the read mark and stores the new mark', async () => {
+    vi.useFakeTimers();
+    backend({
+      unread: () => [{ with: bob, count: 2, read_up_to: 4, newest: 6 }],
+      local_history: () => [fromBob(4), fromBob(5), fromBob(6)],
+      history: () => [fromBob(4), fromBob(5), fromBob(6)],
+      mark_read: () => 6,
+    });
+    await loadUnread();
+    await openConversation(bob);
+    expect(useChat.getState().convs[BOB]?.readUpTo).toBe(4);
+    expect(useChat.getState().unread[BOB]).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(mockedCall).toHaveBeenCalledWith('mark_read', { with: bob });
+    expect(mockedCall.mock.calls.filter(([cmd]) => cmd === 'mark_read')).toHaveLength(1);
+    expect(useChat.getState().readMarks[BOB]).toBe(6);
+    // Live messages in the open chat move the mark too.
+    handleChatEvent({ type: 'message', message: fromBob(7) });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(mockedCall.mock.calls.filter(([cmd]) => cmd === 'mark_read')).toHaveLength(2);
+    expect(useChat.getState().unread[BOB]).toBeUndefined();
+  });
+
+  it('keeps counting from events when the store cannot be read', async () => {
+    backend({});
+    await loadUnread();
+    handleChatEvent({ type: 'message', message: fromBob(1) });
+    expect(useChat.getState().unread[BOB]).toBe(1);
   });
 
   it('counts Square messages under the Square', () => {

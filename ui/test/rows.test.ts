@@ -47,3 +47,22 @@ describe('day separators', () => {
     expect(formatTime(at(2024, 3, 5, 19, 30), 'zh-CN')).toBe('19:30');
   });
 });
+
+describe('the unread divider', () => {
+  it('goes above the first message from someone else after the read mark, once', () => {
+    const messages = [
+      msg({ msg_id: 4, from: 'bob' }),
+      msg({ msg_id: 5, from: 'alice' }),
+      msg({ msg_id: 6, from: 'bob' }),
+      msg({ msg_id: 7, from: 'bob' }),
+    ];
+    expect(buildRows(messages, 'alice', 4).map((r) => r.unreadStart)).toEqual([
+      false,
+      false,
+      true,
+      false,
+    ]);
+    expect(buildRows(messages, 'alice').some((r) => r.unreadStart)).toBe(false);
+    expect(buildRows(messages, 'alice', 7).some((r) => r.unreadStart)).toBe(false);
+  });
+});

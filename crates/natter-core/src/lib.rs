@@ -36,7 +36,7 @@ pub use client::{
 };
 pub use engine::EngineConfig;
 pub use error::ClientError;
-pub use store::{LocalMessage, MessageState, SearchHit};
+pub use store::{LocalMessage, MessageState, SearchHit, Unread};
 pub use transfer::{Direction, TransferInfo, TransferState};
 pub use transfers::{sha256_file, UNRECORDED_MAX};
 pub use transport::{PinStore, ServerAddr};

@@ -24,7 +24,7 @@ const AT_END_PX = 48;
 /** A row's height before it is measured: images announce theirs, so the list does not jump. */
 function estimate(row: Row | undefined): number {
   if (!row) return 60;
-  const gap = (row.runStart ? 14 : 4) + (row.dayStart ? 44 : 0);
+  const gap = (row.runStart ? 14 : 4) + (row.dayStart ? 44 : 0) + (row.unreadStart ? 36 : 0);
   const body = row.message.body;
   switch (body.kind) {
     case 'image':
@@ -32,7 +32,7 @@ function estimate(row: Row | undefined): number {
     case 'file':
       return 150 + gap;
     case 'text':
-      return (row.runStart ? 66 : 44) + (row.dayStart ? 44 : 0);
+      return (row.runStart ? 66 : 44) + (row.dayStart ? 44 : 0) + (row.unreadStart ? 36 : 0);
   }
 }
 
@@ -52,7 +52,10 @@ export function MessageList({
   const now = useNow();
   const target: Target = conv.target;
   const isSquare = target.kind === 'square';
-  const rows = useMemo(() => buildRows(conv.messages, me), [conv.messages, me]);
+  const rows = useMemo(
+    () => buildRows(conv.messages, me, conv.readUpTo),
+    [conv.messages, me, conv.readUpTo],
+  );
   const lastKey = rows.length > 0 ? (rows[rows.length - 1] as Row).key : null;
   const parentRef = useRef<HTMLDivElement>(null);
   const [atEnd, setAtEnd] = useState(true);
@@ -189,6 +192,11 @@ export function MessageList({
                 {row.dayStart && (
                   <div className="day-separator" role="separator">
                     <span>{dayLabel(row.message.ts, now, locale, t)}</span>
+                  </div>
+                )}
+                {row.unreadStart && (
+                  <div className="unread-separator" role="separator" data-testid="unread-divider">
+                    <span>{t('chat.unreadBelow')}</span>
                   </div>
                 )}
                 <MessageBubble

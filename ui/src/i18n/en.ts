@@ -109,6 +109,7 @@ export const en = {
   'chat.loading': 'Loading messages…',
   'chat.loadingOlder': 'Loading earlier messages…',
   'chat.beginning': 'This is the beginning of the conversation.',
+  'chat.unreadBelow': 'Unread messages',
   'chat.newMessages': 'New messages',
   'chat.jumpToLatest': 'Jump to the latest messages',
   'chat.loadError': 'Messages could not be loaded: {error}',

@@ -108,6 +108,7 @@ export const zhCN: Dictionary = {
   'chat.loading': '正在加载消息…',
   'chat.loadingOlder': '正在加载更早的消息…',
   'chat.beginning': '会话从这里开始。',
+  'chat.unreadBelow': '以下为新消息',
   'chat.newMessages': '有新消息',
   'chat.jumpToLatest': '跳到最新消息',
   'chat.loadError': '消息加载失败：{error}',

@@ -20,6 +20,7 @@ import {
   handleChatEvent,
   loadPreviews,
   refreshNewest,
+  loadUnread,
   resetChat,
 } from './chat';
 import { SQUARE, userTarget } from './conversation';
@@ -203,6 +204,7 @@ export function enterSession(session: Session): void {
     settings: social.me.is_guest ? s.settings : { ...s.settings, last_user: social.me.username },
   }));
   void loadPreviews([SQUARE, ...social.friends.map((f) => userTarget(f.username))]);
+  void loadUnread();
   void loadTransfers();
   void loadCurrentCall();
 }

@@ -40,6 +40,8 @@ export interface ConvState {
   /** Bumped on every jump, so the list scrolls again to the same hit. */
   jumpSeq: number;
   error: string | null;
+  /** The read mark when the chat was opened with unread messages: the "unread" divider. */
+  readUpTo: number | null;
 }
 
 export interface Preview {
@@ -54,14 +56,28 @@ interface ChatState {
   convs: Record<ConvKey, ConvState>;
   previews: Record<ConvKey, Preview>;
   unread: Record<ConvKey, number>;
+  /** Each unread conversation's read mark, as loaded from the store. */
+  readMarks: Record<ConvKey, number>;
 }
 
-const initial: ChatState = { me: '', active: null, convs: {}, previews: {}, unread: {} };
+const initial: ChatState = {
+  me: '',
+  active: null,
+  convs: {},
+  previews: {},
+  unread: {},
+  readMarks: {},
+};
 
 export const useChat = create<ChatState>(() => initial);
 
 /** Messages already counted as unread (an event may re-deliver one). */
 let counted = new Set<string>();
+/** Per conversation, the newest message the stored unread count already includes. */
+let countedUpTo = new Map<ConvKey, number>();
+/** Pending "mark read" calls, one per conversation, so a busy chat costs one write a beat. */
+const marking = new Map<ConvKey, ReturnType<typeof setTimeout>>();
+const MARK_DELAY_MS = 300;
 /** Status events that arrived before the message they are about (send_text had not answered). */
 let early = new Map<string, AppEvent[]>();
 const EARLY_MAX = 1000;
@@ -78,12 +94,16 @@ function freshConv(target: Target): ConvState {
     highlight: null,
     jumpSeq: 0,
     error: null,
+    readUpTo: null,
   };
 }
 
 /** Starts over for a new session. */
 export function resetChat(me: string): void {
   counted = new Set();
+  countedUpTo = new Map();
+  for (const timer of marking.values()) clearTimeout(timer);
+  marking.clear();
   early = new Map();
   useChat.setState({ ...initial, me });
   resetTransfers();
@@ -162,10 +182,10 @@ export async function openConversation(target: Target): Promise<void> {
   useChat.setState((s) => {
     const existing = s.convs[key];
     const conv = existing && existing.liveEnd ? { ...existing, target } : freshConv(target);
-    const unread = { ...s.unread };
-    delete unread[key];
-    return { active: target, convs: { ...s.convs, [key]: conv }, unread };
+    conv.readUpTo = s.unread[key] ? (s.readMarks[key] ?? 0) : null;
+    return { active: target, convs: { ...s.convs, [key]: conv }, ...readState(s, key) };
   });
+  markRead(target);
   try {
     const local = await call('local_history', { with: target, before: null, limit: FIRST_PAGE });
     mergeInto(key, local);
@@ -250,12 +270,11 @@ export async function jumpTo(hit: SearchHit): Promise<void> {
     return;
   }
   useChat.setState((s) => {
-    const unread = { ...s.unread };
-    delete unread[key];
     const previous = s.convs[key];
     const conv = { ...freshConv(target), jumpSeq: (previous?.jumpSeq ?? 0) + 1 };
-    return { active: target, convs: { ...s.convs, [key]: conv }, unread };
+    return { active: target, convs: { ...s.convs, [key]: conv }, ...readState(s, key) };
   });
+  markRead(target);
   try {
     const window = await call('history_around', {
       with: target,
@@ -405,10 +424,66 @@ function onMessage(message: LocalMessage): void {
   if (conv && conv.liveEnd) mergeInto(key, [message]);
   updatePreview(key, message);
   const fromOther = !sameUser(message.from, me);
-  if (fromOther && (!isActive(key) || isHidden()) && !counted.has(message.client_msg_id)) {
+  if (!fromOther) return;
+  if (isActive(key) && !isHidden()) {
+    markRead(target);
+    return;
+  }
+  const alreadyCounted =
+    counted.has(message.client_msg_id) ||
+    (message.msg_id !== null && message.msg_id <= (countedUpTo.get(key) ?? 0));
+  if (!alreadyCounted) {
     counted.add(message.client_msg_id);
     useChat.setState((s) => ({ unread: { ...s.unread, [key]: (s.unread[key] ?? 0) + 1 } }));
   }
+}
+
+/** A conversation's unread count cleared (its read mark stays for the divider). */
+function readState(s: ChatState, key: ConvKey): Pick<ChatState, 'unread'> {
+  if (!s.unread[key]) return { unread: s.unread };
+  const unread = { ...s.unread };
+  delete unread[key];
+  return { unread };
+}
+
+/** Moves the stored read mark to the newest message, soon (several messages: one write). */
+function markRead(target: Target): void {
+  const key = convKey(target);
+  if (marking.has(key)) return;
+  marking.set(
+    key,
+    setTimeout(() => {
+      marking.delete(key);
+      call('mark_read', { with: target }).then(
+        (mark) => useChat.setState((s) => ({ readMarks: { ...s.readMarks, [key]: mark } })),
+        () => {
+          // Without a session or store the mark waits for the next open; nothing is lost.
+        },
+      );
+    }, MARK_DELAY_MS),
+  );
+}
+
+/** The unread counts kept in the local store, at the start of a session. */
+export async function loadUnread(): Promise<void> {
+  let stored;
+  try {
+    stored = await call('unread', {});
+  } catch {
+    return; // The counts start at zero and events count from here.
+  }
+  useChat.setState((s) => {
+    const unread = { ...s.unread };
+    const readMarks = { ...s.readMarks };
+    for (const u of stored) {
+      const key = convKey(u.with);
+      countedUpTo.set(key, Math.max(countedUpTo.get(key) ?? 0, u.newest));
+      readMarks[key] = u.read_up_to;
+      if (s.active && convKey(s.active) === key && !isHidden()) continue;
+      unread[key] = Math.max(unread[key] ?? 0, u.count);
+    }
+    return { unread, readMarks };
+  });
 }
 
 /** Engine events about messages. */
@@ -432,12 +507,8 @@ export function windowShown(): void {
   const active = useChat.getState().active;
   if (!active) return;
   const key = convKey(active);
-  useChat.setState((s) => {
-    if (!s.unread[key]) return s;
-    const unread = { ...s.unread };
-    delete unread[key];
-    return { unread };
-  });
+  useChat.setState((s) => (s.unread[key] ? readState(s, key) : s));
+  markRead(active);
 }
 
 /** Back online: paging back may reach the server again. */

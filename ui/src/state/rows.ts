@@ -18,13 +18,27 @@ export interface Row {
   runStart: boolean;
   /** The first message of a local day: show the day separator above it. */
   dayStart: boolean;
+  /** The first message received after the read mark: show "new messages" above it. */
+  unreadStart: boolean;
 }
 
-export function buildRows(messages: readonly LocalMessage[], me: string): Row[] {
+/** `readUpTo`: the newest message read when the chat was opened (null: no divider). */
+export function buildRows(
+  messages: readonly LocalMessage[],
+  me: string,
+  readUpTo: number | null = null,
+): Row[] {
   const rows: Row[] = [];
   let lastDay = '';
   let prev: LocalMessage | null = null;
+  let unreadShown = readUpTo === null;
   for (const message of messages) {
+    const mine = sameUser(message.from, me);
+    let unreadStart = false;
+    if (!unreadShown && !mine && message.msg_id !== null && message.msg_id > (readUpTo ?? 0)) {
+      unreadShown = true;
+      unreadStart = true;
+    }
     const day = dayKey(message.ts);
     let newDay = false;
     if (day !== lastDay) {
@@ -39,9 +53,10 @@ export function buildRows(messages: readonly LocalMessage[], me: string): Row[] 
     rows.push({
       key: message.client_msg_id,
       message,
-      mine: sameUser(message.from, me),
+      mine,
       runStart,
       dayStart: newDay,
+      unreadStart,
     });
     prev = message;
   }

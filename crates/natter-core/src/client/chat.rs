@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{unexpected, Client};
 use crate::engine::request_id as id;
-use crate::{now_ms, store, ClientError, ClientMessage, LocalMessage, SearchHit};
+use crate::{now_ms, store, ClientError, ClientMessage, LocalMessage, SearchHit, Unread};
 
 /// Most messages (or search hits) one local page holds.
 pub const MAX_PAGE: u32 = 500;
@@ -67,6 +67,17 @@ impl Client {
             .local_store()?
             .search(query, page_limit(limit, MAX_PAGE))
             .await?)
+    }
+
+    /// Conversations with unread messages, from the local store (offline too).
+    pub async fn unread(&self) -> Result<Vec<Unread>, ClientError> {
+        Ok(self.local_store()?.unread().await?)
+    }
+
+    /// Marks everything stored in a conversation as read; the mark survives restarts. Returns
+    /// the newest message now read (0 if none).
+    pub async fn mark_read(&self, with: &Target) -> Result<MsgId, ClientError> {
+        Ok(self.local_store()?.mark_read(with).await?)
     }
 
     /// Local history only: answers at once, offline too.

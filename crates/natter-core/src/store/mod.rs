@@ -4,9 +4,11 @@
 
 mod history;
 mod outbox;
+mod reads;
 mod transfers;
 
 pub use history::SearchHit;
+pub use reads::Unread;
 pub use transfers::TransferRecord;
 
 use history::SEARCH_INDEX_VERSION;
