@@ -7,6 +7,7 @@ pub mod client;
 pub mod cluster;
 pub mod core;
 pub mod files;
+pub mod netns;
 pub mod proxy;
 pub mod pushes;
 pub mod raw;
