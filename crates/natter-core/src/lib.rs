@@ -12,6 +12,8 @@ mod client;
 mod engine;
 pub mod error;
 pub mod image;
+#[cfg(feature = "host")]
+pub mod lan;
 pub mod notice;
 pub mod search;
 pub mod store;
