@@ -13,7 +13,8 @@ set -euo pipefail
 # - Xvfb, WebKitWebDriver and CJK fonts for the end-to-end suite (the app in real WebKit);
 # - Node.js + npm for the web UI (Vite needs Node 20.19+);
 # - with --tests: PostgreSQL and nats-server for the cluster suites (started on loopback by
-#   scripts/cluster-services.sh, never as system services the tests rely on).
+#   scripts/cluster-services.sh, never as system services the tests rely on); a session bus and
+#   a notification daemon (dunst) that the app suite starts on its own private bus.
 APT_PACKAGES=(
   build-essential pkg-config ca-certificates curl cmake
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev
@@ -21,7 +22,7 @@ APT_PACKAGES=(
   pulseaudio pulseaudio-utils libasound2-plugins alsa-utils python3-pip python3-dev
   xvfb xauth webkit2gtk-driver fonts-noto-cjk
 )
-[ "${1:-}" = --tests ] && APT_PACKAGES+=(postgresql postgresql-client nats-server)
+[ "${1:-}" = --tests ] && APT_PACKAGES+=(postgresql postgresql-client nats-server dbus dunst xdotool x11-utils)
 command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 
 missing=()

@@ -7,24 +7,11 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use natter_e2e::harness::app::{AppInstance, ENTER, ESCAPE};
+use natter_e2e::harness::app::{connect, AppInstance, ENTER, ESCAPE};
+use natter_e2e::harness::desktop::{ElsewhereWindow, NotificationBus};
 use natter_e2e::{befriend, password_for, TestServer};
 
 const ALICE_PASSWORD: &str = "correct horse 7";
-
-/// Fills the connect screen with the test server's TLS port and connects.
-async fn connect(app: &AppInstance, server: &TestServer) -> Result<()> {
-    app.fill("connect-host", "127.0.0.1").await?;
-    let tls = app.el("connect-tls").await?;
-    if !tls.is_selected().await? {
-        tls.click().await?;
-    }
-    app.fill("connect-port", &server.tls_addr()?.port().to_string())
-        .await?;
-    app.click("connect-submit").await?;
-    app.el("tab-password").await?;
-    Ok(())
-}
 
 #[tokio::test]
 #[ignore = "needs the built app, tauri-driver and a display: run by .ci/run"]
@@ -175,6 +162,89 @@ async fn two_people_use_the_app_from_sign_up_to_a_message_sent_while_the_server_
     alice.quit().await;
     let mut bob = bob;
     bob.quit().await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the built app, tauri-driver, a display, dbus-daemon and dunst: run by .ci/run"]
+async fn messages_to_alice_in_the_background_reach_her_desktop_and_stay_unread_across_restarts(
+) -> Result<()> {
+    let server = TestServer::start().await?;
+    let dirs = tempfile::tempdir()?;
+    let mut bob = server.user("bobby").await?;
+    {
+        let mut alice = server.user("alice").await?;
+        befriend(&mut alice, &mut bob).await?;
+    }
+    let bus = NotificationBus::start(&dirs.path().join("bus"))?;
+    let mut alice =
+        AppInstance::launch_with_env("alice", &dirs.path().join("alice"), bus.env()).await?;
+    log_in(&alice, &server, "alice").await?;
+
+    // Bob writes while alice's window is in the background: the desktop announces it, in the
+    // words of the message, and the daemon takes it.
+    let elsewhere = ElsewhereWindow::focus()?;
+    alice
+        .until("the window to lose the focus", || async {
+            let focused = alice.script("return document.hasFocus()", vec![]).await?;
+            Ok(focused.as_bool() == Some(false))
+        })
+        .await?;
+    bob.send_text("alice", "你好 alice, are you there?").await?;
+    let shown = bus.wait_for("from bobby", |n| n.summary == "bobby").await?;
+    assert_eq!(shown.body, "你好 alice, are you there?");
+    assert_eq!(shown.app, "Natter");
+    assert!(
+        bus.shown_by_daemon()? >= 1,
+        "dunst did not take the notification"
+    );
+    alice.text_contains("unread-bobby", "1").await?;
+
+    // Two more; alice's app restarts before she reads them: the count is still there.
+    bob.send_text("alice", "second").await?;
+    bob.send_text("alice", "third").await?;
+    alice.text_contains("unread-bobby", "3").await?;
+    drop(elsewhere);
+    alice.restart().await?;
+    alice.el("main-view").await?;
+    alice.text_contains("unread-bobby", "3").await?;
+
+    // She opens the chat: the divider sits above the first unread message, the count goes.
+    alice.click("conv-user-bobby").await?;
+    let first = alice.message("你好 alice, are you there?").await?;
+    alice.el("unread-divider").await?;
+    let divider_y = alice
+        .script(
+            "return document.querySelector('[data-testid=unread-divider]').getBoundingClientRect().top",
+            vec![],
+        )
+        .await?;
+    let first_y = first.rectangle().await?.1;
+    assert!(
+        divider_y.as_f64().unwrap_or(f64::MAX) < first_y,
+        "the divider is above the first unread message"
+    );
+    alice
+        .until("the unread count to go", || async {
+            Ok(!alice.has("unread-bobby").await?)
+        })
+        .await?;
+    alice.screenshot("26-unread-divider").await?;
+
+    // Read stays read: after another restart there is no count and no divider.
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    alice.restart().await?;
+    alice.el("main-view").await?;
+    alice.text_contains("conv-user-bobby", "third").await?;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !alice.has("unread-bobby").await?,
+        "read messages came back as unread"
+    );
+    alice.click("conv-user-bobby").await?;
+    alice.message("third").await?;
+    assert!(!alice.has("unread-divider").await?);
+    alice.quit().await;
     Ok(())
 }
 

@@ -467,6 +467,20 @@ impl AppInstance {
     }
 }
 
+/// Fills the connect screen with the test server's TLS port and connects.
+pub async fn connect(app: &AppInstance, server: &crate::TestServer) -> Result<()> {
+    app.fill("connect-host", "127.0.0.1").await?;
+    let tls = app.el("connect-tls").await?;
+    if !tls.is_selected().await? {
+        tls.click().await?;
+    }
+    app.fill("connect-port", &server.tls_addr()?.port().to_string())
+        .await?;
+    app.click("connect-submit").await?;
+    app.el("tab-password").await?;
+    Ok(())
+}
+
 /// Kills tauri-driver and everything in its process group (WebKitWebDriver, the app).
 fn stop_driver(child: &mut Child) {
     #[cfg(unix)]

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod core;
+pub mod desktop;
 pub mod files;
 pub mod netns;
 pub mod proxy;
