@@ -4,6 +4,7 @@
 //! committed file is stale; `NATTER_WRITE_BINDINGS=1` rewrites it.
 
 use natter_core::calls::{CallInfo, CallPhase};
+use natter_core::lan::{HostInfo, LanServer};
 use natter_core::{
     AudioDevices, ConnectionState, Direction, FailedMessage, FriendList, HistoryWindow,
     LocalMessage, LoginInfo, MessageState, Registration, SearchHit, SentMessage, TransferInfo,
@@ -191,6 +192,15 @@ fn commands() -> Vec<CommandSig> {
             ],
             Settings::name(),
         ),
+        ("lan_servers", vec![], array::<LanServer>()),
+        ("host_info", vec![], format!("{} | null", HostInfo::name())),
+        ("host_start", vec![], HostInfo::name()),
+        ("host_stop", vec![], unit()),
+        (
+            "connect_lan",
+            vec![("server", LanServer::name())],
+            ConnectInfo::name(),
+        ),
     ]
 }
 
@@ -247,6 +257,8 @@ pub fn typescript() -> String {
         decl::<FriendList>(),
         decl::<ProfileEdit>(),
         decl::<HistoryWindow>(),
+        decl::<LanServer>(),
+        decl::<HostInfo>(),
         decl::<IpcError>(),
         decl::<AppEvent>(),
     ];

@@ -2,6 +2,7 @@
 //! into `ui/src/bindings.ts` (see `bindings.rs`); the UI never writes them by hand.
 
 use natter_core::calls::CallInfo;
+use natter_core::lan::LanServer;
 use natter_core::{
     ClientError, ConnectionState, FailedMessage, LocalMessage, LoginInfo, SentMessage, TransferInfo,
 };
@@ -57,6 +58,8 @@ pub struct Settings {
     pub theme: Theme,
     /// Desktop notifications while the window is not focused.
     pub notifications: bool,
+    /// Host a server on this computer, at every start, until the user stops it.
+    pub hosting: bool,
     /// The microphone for calls, by name; `None` is the system default.
     pub audio_input: Option<String>,
     /// The speaker for calls, by name; `None` is the system default.
@@ -71,6 +74,7 @@ impl Default for Settings {
             language: None,
             theme: Theme::System,
             notifications: true,
+            hosting: false,
             audio_input: None,
             audio_output: None,
         }
@@ -256,6 +260,11 @@ pub enum AppEvent {
     Call {
         /// Where it stands now.
         call: CallInfo,
+    },
+    /// The servers announced on the LAN changed (one appeared, left or changed).
+    LanServers {
+        /// All of them now.
+        servers: Vec<LanServer>,
     },
     /// The server reported an error about no request in particular.
     ServerError {

@@ -8,6 +8,7 @@ pub mod dialog;
 pub mod files;
 pub mod image_protocol;
 pub mod ipc;
+pub mod lan;
 pub mod state;
 
 use std::path::PathBuf;
@@ -171,6 +172,11 @@ pub fn builder<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<
             calls::call_level,
             calls::audio_devices,
             calls::set_audio_devices,
+            lan::lan_servers,
+            lan::host_info,
+            lan::host_start,
+            lan::host_stop,
+            lan::connect_lan,
         ])
         .register_asynchronous_uri_scheme_protocol(image_protocol::SCHEME, image_protocol::handle)
 }
@@ -188,6 +194,9 @@ pub fn run() {
             let dir = data_dir(app.handle());
             tracing::info!(data_dir = %dir.display(), "starting");
             app.manage(AppState::load(dir));
+            app.manage(lan::LanState::default());
+            lan::start_discovery(app.handle());
+            tauri::async_runtime::spawn(lan::resume_hosting(app.handle().clone()));
             Ok(())
         })
         .build(tauri::generate_context!());
@@ -201,7 +210,11 @@ pub fn run() {
     app.run(|handle, event| {
         if let tauri::RunEvent::Exit = event {
             let state = handle.state::<AppState>();
-            tauri::async_runtime::block_on(state.shutdown());
+            let lan = handle.state::<lan::LanState>();
+            tauri::async_runtime::block_on(async {
+                state.shutdown().await;
+                lan.shutdown().await;
+            });
         }
     });
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use natter_e2e::harness::app::{connect, AppInstance, ENTER, ESCAPE};
 use natter_e2e::harness::desktop::{ElsewhereWindow, NotificationBus};
+use natter_e2e::harness::netns;
 use natter_e2e::{befriend, password_for, TestServer};
 
 const ALICE_PASSWORD: &str = "correct horse 7";
@@ -245,6 +246,82 @@ async fn messages_to_alice_in_the_background_reach_her_desktop_and_stay_unread_a
     alice.message("third").await?;
     assert!(!alice.has("unread-divider").await?);
     alice.quit().await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the built app, tauri-driver, a display and root for a network namespace: run by .ci/run"]
+async fn alice_hosts_a_server_bob_finds_it_on_the_lan_they_chat_and_her_quitting_ends_it(
+) -> Result<()> {
+    // mDNS is multicast: the whole scenario runs in a network namespace with only `lo`.
+    if !netns::in_private_network(
+        "alice_hosts_a_server_bob_finds_it_on_the_lan_they_chat_and_her_quitting_ends_it",
+    )? {
+        return Ok(());
+    }
+    let dirs = tempfile::tempdir()?;
+    let mut alice = AppInstance::launch("alice", &dirs.path().join("alice")).await?;
+    let mut bob = AppInstance::launch("bobby", &dirs.path().join("bobby")).await?;
+
+    // Alice hosts from the connect screen: her server shows its addresses and fingerprint,
+    // and appears in her own list as this computer.
+    alice.el("lan-empty").await?;
+    alice.click("host-open").await?;
+    alice.click("host-start").await?;
+    let fingerprint = alice
+        .el("host-fingerprint")
+        .await?
+        .attr("data-fingerprint")
+        .await?
+        .unwrap_or_default();
+    assert_eq!(fingerprint.len(), 64, "a SHA-256 in hex: {fingerprint}");
+    alice.text_contains("host-addresses", "127.0.0.1:").await?;
+    let own = format!("[data-testid=lan-server][data-fingerprint='{fingerprint}']");
+    alice.attr_in(&own, "data-own", &["true"]).await?;
+    alice.screenshot("27-hosting").await?;
+
+    // Bob's app finds it with the same fingerprint and connects without a certificate prompt.
+    bob.attr_in(&own, "data-own", &["false"]).await?;
+    bob.screenshot("28-lan-server-found").await?;
+    bob.css(&format!("{own} [data-testid=lan-connect]"))
+        .await?
+        .click()
+        .await?;
+    bob.click("tab-guest").await?;
+    bob.fill("guest-username", "bobby").await?;
+    bob.keys("guest-username", ENTER).await?;
+    bob.el("main-view").await?;
+
+    alice
+        .css(&format!("{own} [data-testid=lan-connect]"))
+        .await?
+        .click()
+        .await?;
+    alice.click("tab-guest").await?;
+    alice.fill("guest-username", "alice").await?;
+    alice.keys("guest-username", ENTER).await?;
+    alice.el("main-view").await?;
+
+    // They chat in the square of alice's computer.
+    alice.click("conv-square").await?;
+    alice.fill("composer-input", "欢迎来到我的服务器").await?;
+    alice.keys("composer-input", ENTER).await?;
+    bob.click("conv-square").await?;
+    bob.message("欢迎来到我的服务器").await?;
+    bob.fill("composer-input", "thanks for hosting").await?;
+    bob.keys("composer-input", ENTER).await?;
+    alice.message("thanks for hosting").await?;
+    bob.screenshot("29-chat-on-a-hosted-server").await?;
+
+    // Alice quits: her server goes with her app, and bob's app says it lost the server.
+    alice.quit().await;
+    bob.attr_in(
+        "[data-testid=connection-banner]",
+        "data-state",
+        &["connecting", "offline"],
+    )
+    .await?;
+    bob.quit().await;
     Ok(())
 }
 

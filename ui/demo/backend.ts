@@ -61,6 +61,7 @@ export function installDemoBackend(options: DemoOptions): void {
     language: options.language,
     theme: options.theme,
     notifications: true,
+    hosting: false,
     audio_input: null,
     audio_output: null,
   };
@@ -567,6 +568,14 @@ export function installDemoBackend(options: DemoOptions): void {
           settings.audio_input = args.input;
           settings.audio_output = args.output;
           return { ...settings };
+        case 'lan_servers':
+          return [];
+        case 'host_info':
+          return null;
+        case 'unread':
+          return [];
+        case 'mark_read':
+          return 0;
         default:
           return fail('not_implemented', `demo backend has no ${cmd}`);
       }

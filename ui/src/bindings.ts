@@ -383,6 +383,10 @@ theme: Theme,
  */
 notifications: boolean, 
 /**
+ * Host a server on this computer, at every start, until the user stops it.
+ */
+hosting: boolean, 
+/**
  * The microphone for calls, by name; `None` is the system default.
  */
 audio_input: string | null, 
@@ -545,6 +549,63 @@ older: Array<LocalMessage>,
  */
 newer: Array<LocalMessage>, };
 
+export type LanServer = { 
+/**
+ * The DNS-SD instance name, unique on the LAN: the key to keep a list row by.
+ */
+id: string, 
+/**
+ * Name the host chose to be listed under.
+ */
+name: string, 
+/**
+ * The best address to reach it at (LAN IPv4 before IPv6 before loopback).
+ */
+host: string, 
+/**
+ * Every usable address it announced, best first (`host` is the first).
+ */
+addresses: Array<string>, 
+/**
+ * Plain TCP port.
+ */
+port: number, 
+/**
+ * TLS port: the one to connect to.
+ */
+tls_port: number, 
+/**
+ * Certificate fingerprint to pin (lowercase hex SHA-256); show it to the user.
+ */
+fingerprint: string, 
+/**
+ * Protocol version the server speaks.
+ */
+protocol_version: number, };
+
+export type HostInfo = { 
+/**
+ * Name it is announced under.
+ */
+name: string, 
+/**
+ * `host:port` of the TLS listener on each address it can be reached at, LAN addresses
+ * first and loopback last (the list is read from the interfaces on every call).
+ */
+addresses: Array<string>, 
+/**
+ * Plain TCP port in use.
+ */
+port: number, 
+/**
+ * TLS port in use.
+ */
+tls_port: number, 
+/**
+ * Certificate fingerprint (lowercase hex SHA-256 of its DER) for clients to pin.
+ */
+fingerprint: string, };
+
 export type IpcError = { 
 /**
  * Stable code for the UI to translate.
@@ -615,7 +676,11 @@ transfer: TransferInfo, } | { "type": "call",
 /**
  * Where it stands now.
  */
-call: CallInfo, } | { "type": "server_error", 
+call: CallInfo, } | { "type": "lan_servers", 
+/**
+ * All of them now.
+ */
+servers: Array<LanServer>, } | { "type": "server_error", 
 /**
  * Why (wire code).
  */
@@ -678,6 +743,11 @@ export interface Commands {
   call_level: { args: Record<string, never>; result: number };
   audio_devices: { args: Record<string, never>; result: AudioDevices };
   set_audio_devices: { args: { input: string | null; output: string | null }; result: Settings };
+  lan_servers: { args: Record<string, never>; result: Array<LanServer> };
+  host_info: { args: Record<string, never>; result: HostInfo | null };
+  host_start: { args: Record<string, never>; result: HostInfo };
+  host_stop: { args: Record<string, never>; result: null };
+  connect_lan: { args: { server: LanServer }; result: ConnectInfo };
 }
 
 /** Commands whose body is raw bytes: their headers (values URI-encoded; JSON for objects) and what they resolve to. */

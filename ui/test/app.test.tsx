@@ -24,6 +24,7 @@ const info = (lastUser: string | null, language: string | null = 'en'): AppInfo 
     language,
     theme: 'light',
     notifications: true,
+    hosting: false,
     audio_input: null,
     audio_output: null,
   },
@@ -57,6 +58,7 @@ function backend(appInfo: AppInfo, resume: () => Promise<Session>) {
       case 'local_history':
       case 'history':
       case 'unread':
+      case 'lan_servers':
         return Promise.resolve([]);
       default:
         return Promise.resolve(null);

@@ -43,7 +43,15 @@ pub fn in_private_network(test: &str) -> Result<bool> {
     command
         .args(["--net", "--", "sh", "-c", SETUP])
         .arg(this_binary()?)
-        .args([test, "--exact", "--nocapture", "--test-threads", "1"])
+        // `--include-ignored`: the app suite's scenarios are ignored by a plain `cargo test`.
+        .args([
+            test,
+            "--exact",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(IN_NETNS, "1");
     let output = run_captured(command, NETNS_TEST_TIMEOUT)
         .with_context(|| format!("while running `{test}` in a network namespace"))?;

@@ -22,6 +22,21 @@ export const en = {
   'connect.tls': 'Secure connection (TLS)',
   'connect.tlsHint': 'The server’s certificate is remembered the first time you connect.',
   'connect.submit': 'Connect',
+  'lan.title': 'On this network',
+  'lan.empty': 'No Natter server announced on this network yet.',
+  'lan.connect': 'Connect',
+  'lan.thisComputer': 'this computer',
+  'host.title': 'Host a server on this computer',
+  'host.explain':
+    'Others on your network will find it here and can chat with you at once. Messages are kept on this computer.',
+  'host.start': 'Start hosting',
+  'host.starting': 'Starting…',
+  'host.stop': 'Stop hosting',
+  'host.running': 'Hosting as “{name}”',
+  'host.addresses': 'Reachable at',
+  'host.fingerprint': 'Certificate fingerprint',
+  'host.note':
+    'Others see this fingerprint next to the server in their list: the same digits mean it is really this computer. Hosting starts again with the app until you stop it.',
   'connect.submitting': 'Connecting…',
 
   'cert.title': 'The server’s identity has changed',

@@ -3,6 +3,7 @@ import { useI18n } from '../i18n';
 import { errorText } from '../i18n/errors';
 import { connectTo, dismissCertificate, trustCertificate, useApp } from '../state/app';
 import { CertificateWarning } from '../components/CertificateWarning';
+import { LanServers } from '../components/LanServers';
 import { AuthLayout } from './AuthLayout';
 
 export const TLS_PORT = 4399;
@@ -108,6 +109,7 @@ export function ConnectScreen() {
           </button>
         </form>
       )}
+      {!certChange && <LanServers />}
     </AuthLayout>
   );
 }

@@ -12,6 +12,8 @@ import {
   useApp,
 } from '../state/app';
 import { Modal } from '../components/Modal';
+import { HostPanel } from '../components/HostPanel';
+import { loadLan } from '../state/lan';
 import { DialogActions, FormError } from '../components/FormError';
 import { useAction } from '../components/useAction';
 
@@ -296,6 +298,19 @@ function EraseDialog({ onClose }: { onClose: () => void }) {
   );
 }
 
+function HostingSection() {
+  const { t } = useI18n();
+  useEffect(() => {
+    void loadLan();
+  }, []);
+  return (
+    <section className="settings-section" data-testid="settings-hosting">
+      <h3>{t('host.title')}</h3>
+      <HostPanel />
+    </section>
+  );
+}
+
 export function SettingsDialog({ onClose }: { onClose: () => void }) {
   const { t } = useI18n();
   const info = useApp((s) => s.info);
@@ -311,6 +326,7 @@ export function SettingsDialog({ onClose }: { onClose: () => void }) {
       <ProfileSection />
       <AppearanceSection />
       <CallsSection />
+      <HostingSection />
       <section className="settings-section">
         <h3>{t('settings.account')}</h3>
         <div className="button-row button-row-start">

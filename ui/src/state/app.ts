@@ -7,6 +7,7 @@ import type {
   AppInfo,
   ConnectionState,
   IpcError,
+  LanServer,
   ServerSettings,
   Session,
   Settings,
@@ -28,6 +29,7 @@ import { socialFromSession, socialReducer, withFriendList, type Social } from '.
 import { applyTheme } from './theme';
 import { applyCall, loadCurrentCall, resetCalls } from './calls';
 import { applyTransfer, loadTransfers } from './transfers';
+import { setLanServers } from './lan';
 
 export type Phase = 'starting' | 'connect' | 'login' | 'main';
 
@@ -64,6 +66,7 @@ export const DEFAULT_SETTINGS: Settings = {
   language: null,
   theme: 'system',
   notifications: true,
+  hosting: false,
   audio_input: null,
   audio_output: null,
 };
@@ -162,6 +165,24 @@ export async function connectTo(server: ServerSettings): Promise<IpcError | null
       useApp.setState({ certChange: { fingerprint: error.fingerprint, server } });
     }
     return error;
+  }
+}
+
+/** Connects to a server found on the LAN, trusting the certificate it announced. */
+export async function connectToLan(lanServer: LanServer): Promise<IpcError | null> {
+  const server: ServerSettings = { host: lanServer.host, port: lanServer.tls_port, tls: true };
+  try {
+    await call('connect_lan', { server: lanServer });
+    useApp.setState((s) => ({
+      phase: 'login',
+      server,
+      certChange: null,
+      loginError: null,
+      settings: { ...s.settings, server },
+    }));
+    return null;
+  } catch (e) {
+    return toIpcError(e);
   }
 }
 
@@ -396,6 +417,9 @@ export function handleEvent(e: AppEvent): void {
     case 'delivered':
     case 'failed':
       if (state.phase === 'main') handleChatEvent(e);
+      return;
+    case 'lan_servers':
+      setLanServers(e.servers);
       return;
     case 'kicked': {
       if (state.phase !== 'main') return;
