@@ -181,6 +181,33 @@ pub fn builder<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<
         .register_asynchronous_uri_scheme_protocol(image_protocol::SCHEME, image_protocol::handle)
 }
 
+/// WebKitGTK draws with the CPU instead of OpenGL. GPU compositing cost this app 95 MiB at
+/// start and grew by 200 MiB over thirty chat openings (new layers each time, their buffers
+/// left in the allocator; see BENCHMARKS.md), while a chat list paints fast enough in
+/// software. `NATTER_GPU=1` brings the default policy back.
+fn render_in_software<R: Runtime>(app: &AppHandle<R>) {
+    #[cfg(target_os = "linux")]
+    {
+        if std::env::var_os("NATTER_GPU").is_some_and(|v| v == "1") {
+            return;
+        }
+        let Some(window) = app.get_webview_window("main") else {
+            return;
+        };
+        let applied = window.with_webview(|webview| {
+            use webkit2gtk::{HardwareAccelerationPolicy, SettingsExt, WebViewExt};
+            if let Some(settings) = WebViewExt::settings(&webview.inner()) {
+                settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
+            }
+        });
+        if let Err(e) = applied {
+            tracing::warn!("could not switch the webview to software rendering: {e}");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = app;
+}
+
 /// Runs the app.
 pub fn run() {
     tracing_subscriber::fmt()
@@ -195,6 +222,7 @@ pub fn run() {
             tracing::info!(data_dir = %dir.display(), "starting");
             app.manage(AppState::load(dir));
             app.manage(lan::LanState::default());
+            render_in_software(app.handle());
             lan::start_discovery(app.handle());
             tauri::async_runtime::spawn(lan::resume_hosting(app.handle().clone()));
             Ok(())

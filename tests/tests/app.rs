@@ -260,8 +260,12 @@ async fn alice_hosts_a_server_bob_finds_it_on_the_lan_they_chat_and_her_quitting
         return Ok(());
     }
     let dirs = tempfile::tempdir()?;
-    let mut alice = AppInstance::launch("alice", &dirs.path().join("alice")).await?;
-    let mut bob = AppInstance::launch("bobby", &dirs.path().join("bobby")).await?;
+    // As shipped: software rendering.
+    let shipped = || vec![("NATTER_GPU".into(), "0".into())];
+    let mut alice =
+        AppInstance::launch_with_env("alice", &dirs.path().join("alice"), shipped()).await?;
+    let mut bob =
+        AppInstance::launch_with_env("bobby", &dirs.path().join("bobby"), shipped()).await?;
 
     // Alice hosts from the connect screen: her server shows its addresses and fingerprint,
     // and appears in her own list as this computer.

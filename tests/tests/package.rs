@@ -18,7 +18,13 @@ async fn the_installed_app_opens_at_the_connect_screen_and_a_guest_gets_in() -> 
     );
     let server = TestServer::start().await?;
     let dirs = tempfile::tempdir()?;
-    let app = AppInstance::launch("installed", &dirs.path().join("app")).await?;
+    // As shipped: software rendering.
+    let app = AppInstance::launch_with_env(
+        "installed",
+        &dirs.path().join("app"),
+        vec![("NATTER_GPU".into(), "0".into())],
+    )
+    .await?;
     app.el("connect-host").await?;
     app.screenshot("00-installed-connect").await?;
     connect(&app, &server).await?;

@@ -194,6 +194,11 @@ impl AppInstance {
             .env("XDG_CACHE_HOME", self.dir.join("xdg-cache"))
             .env("NATTER_APP_DATA_DIR", self.dir.join("natter"))
             .env("LANG", "en_US.UTF-8")
+            // GPU compositing (Mesa's llvmpipe under Xvfb): with the app's default software
+            // rendering, WebKitWebDriver's screenshots stall for tens of seconds or for good
+            // once a window has lost the focus. Suites that check the shipped rendering (the
+            // installed package, LAN hosting, the app benchmark) pass NATTER_GPU=0.
+            .env("NATTER_GPU", "1")
             .envs(sound_server_env())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_os_str())))
             // Not WEBKIT_DISABLE_COMPOSITING_MODE: with it, WebDriver screenshots never return.
