@@ -186,6 +186,24 @@ describe('sending', () => {
   });
 });
 
+describe('leaving a chat', () => {
+  it('keeps only its newest page, so a long session does not hold every page', async () => {
+    const page = Array.from({ length: 300 }, (_, i) => fromBob(i + 1));
+    backend({
+      local_history: (args) => (args.with === bob ? page : []),
+      history: (args) => (args.with === bob ? page : []),
+      mark_read: () => 0,
+    });
+    await openConversation(bob);
+    expect(listOf()).toHaveLength(300);
+    await openConversation({ kind: 'square' });
+    const kept = listOf();
+    expect(kept).toHaveLength(50);
+    expect(kept[kept.length - 1]?.msg_id).toBe(300);
+    expect(useChat.getState().convs[BOB]?.hasOlder).toBe(true);
+  });
+});
+
 describe('unread', () => {
   it('counts messages for chats that are not open, once each, and clears on opening', async () => {
     backend({ local_history: () => [], history: () => [] });

@@ -183,7 +183,8 @@ export async function openConversation(target: Target): Promise<void> {
     const existing = s.convs[key];
     const conv = existing && existing.liveEnd ? { ...existing, target } : freshConv(target);
     conv.readUpTo = s.unread[key] ? (s.readMarks[key] ?? 0) : null;
-    return { active: target, convs: { ...s.convs, [key]: conv }, ...readState(s, key) };
+    const convs = leaveActive(s, key);
+    return { active: target, convs: { ...convs, [key]: conv }, ...readState(s, key) };
   });
   markRead(target);
   try {
@@ -272,7 +273,8 @@ export async function jumpTo(hit: SearchHit): Promise<void> {
   useChat.setState((s) => {
     const previous = s.convs[key];
     const conv = { ...freshConv(target), jumpSeq: (previous?.jumpSeq ?? 0) + 1 };
-    return { active: target, convs: { ...s.convs, [key]: conv }, ...readState(s, key) };
+    const convs = leaveActive(s, key);
+    return { active: target, convs: { ...convs, [key]: conv }, ...readState(s, key) };
   });
   markRead(target);
   try {
@@ -436,6 +438,31 @@ function onMessage(message: LocalMessage): void {
     counted.add(message.client_msg_id);
     useChat.setState((s) => ({ unread: { ...s.unread, [key]: (s.unread[key] ?? 0) + 1 } }));
   }
+}
+
+/**
+ * The chat being left keeps only its newest page: reopening shows that page at once, and a
+ * long session of paging through many chats does not hold every page it ever loaded. A window
+ * around a search hit is dropped (it does not reach the newest message).
+ */
+function leaveActive(s: ChatState, next: ConvKey): Record<ConvKey, ConvState> {
+  if (!s.active) return s.convs;
+  const key = convKey(s.active);
+  const conv = s.convs[key];
+  if (key === next || !conv) return s.convs;
+  const convs = { ...s.convs };
+  if (!conv.liveEnd) {
+    delete convs[key];
+    return convs;
+  }
+  if (conv.messages.length <= FIRST_PAGE) return s.convs;
+  convs[key] = {
+    ...conv,
+    messages: conv.messages.slice(-FIRST_PAGE),
+    hasOlder: true,
+    highlight: null,
+  };
+  return convs;
 }
 
 /** A conversation's unread count cleared (its read mark stays for the divider). */
