@@ -45,6 +45,15 @@ pub async fn connect<R: Runtime>(
     let client = state
         .connect(server.clone(), |c| crate::forward_events(app, c))
         .await?;
+    first_contact(&state, &client, server).await
+}
+
+/// Makes first contact with the chosen server and remembers it once it answered.
+pub(crate) async fn first_contact(
+    state: &AppState,
+    client: &natter_core::Client,
+    server: ServerSettings,
+) -> Res<ConnectInfo> {
     // Any request dials; a free-name query is the cheapest one that needs no session.
     // The answer (free or not) does not matter, only that the server answered.
     let _free = client.query_username("natterprobe").await?;

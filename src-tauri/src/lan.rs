@@ -144,9 +144,5 @@ pub async fn connect_lan<R: Runtime>(
         .connect(settings.clone(), |c| crate::forward_events(app, c))
         .await?;
     client.accept_certificate(&server.fingerprint)?;
-    let _free = client.query_username("natterprobe").await?;
-    state.update_settings(|s| s.server = settings)?;
-    Ok(ConnectInfo {
-        fingerprint: client.pinned_certificate(),
-    })
+    crate::commands::first_contact(&state, &client, settings).await
 }

@@ -25,15 +25,15 @@ async fn the_installed_app_opens_at_the_connect_screen_and_a_guest_gets_in() -> 
         vec![("NATTER_GPU".into(), "0".into())],
     )
     .await?;
+    // No screenshots here: WebKitWebDriver's snapshots stall in software mode under Xvfb (see
+    // harness::app); the DOM says what the window shows.
     app.el("connect-host").await?;
-    app.screenshot("00-installed-connect").await?;
     connect(&app, &server).await?;
     app.click("tab-guest").await?;
     app.fill("guest-username", "packaged").await?;
     app.keys("guest-username", ENTER).await?;
     app.el("main-view").await?;
     app.text_contains("me-name", "packaged").await?;
-    app.screenshot("00-installed-main").await?;
     let mut app = app;
     app.quit().await;
     Ok(())

@@ -463,7 +463,15 @@ impl AppInstance {
                 vec![],
             )
             .await;
-        let png = client.screenshot().await?;
+        // A stalled snapshot (WebKit in software mode under Xvfb) must fail, not hang the suite.
+        let png = tokio::time::timeout(UI_TIMEOUT * 3, client.screenshot())
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "the screenshot {name} did not come within {:?}",
+                    UI_TIMEOUT * 3
+                )
+            })??;
         let dir = artifacts_dir();
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{name}.png"));

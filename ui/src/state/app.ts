@@ -147,17 +147,22 @@ export async function start(): Promise<void> {
   }
 }
 
+/** The server answered: on to the login screen, remembering it. */
+function connected(server: ServerSettings): void {
+  useApp.setState((s) => ({
+    phase: 'login',
+    server,
+    certChange: null,
+    loginError: null,
+    settings: { ...s.settings, server },
+  }));
+}
+
 /** Connects to a server; on success the login screen shows. Resolves with the error, if any. */
 export async function connectTo(server: ServerSettings): Promise<IpcError | null> {
   try {
     await call('connect', { server });
-    useApp.setState((s) => ({
-      phase: 'login',
-      server,
-      certChange: null,
-      loginError: null,
-      settings: { ...s.settings, server },
-    }));
+    connected(server);
     return null;
   } catch (e) {
     const error = toIpcError(e);
@@ -173,13 +178,7 @@ export async function connectToLan(lanServer: LanServer): Promise<IpcError | nul
   const server: ServerSettings = { host: lanServer.host, port: lanServer.tls_port, tls: true };
   try {
     await call('connect_lan', { server: lanServer });
-    useApp.setState((s) => ({
-      phase: 'login',
-      server,
-      certChange: null,
-      loginError: null,
-      settings: { ...s.settings, server },
-    }));
+    connected(server);
     return null;
   } catch (e) {
     return toIpcError(e);
